@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from peebot_ingest import db as database
+from peebot_ingest.catalog import load_catalog, parse_enum
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_migrations_apply_in_order_and_twice_is_a_noop(empty_db_url: str) -> None:
+    first = database.migrate(empty_db_url, timescale="off")
+    assert first.mode == "plain"
+    assert first.applied == ["0001_core.sql", "0002_reading_storage.plain.sql"]
+    assert {
+        "telemetry_channel",
+        "telemetry_reading",
+        "rejected_update",
+        "detected_event",
+        "processor_state",
+        "social_post",
+        "schema_migrations",
+        "feed_status",
+    } <= _tables(empty_db_url)
+    with psycopg.connect(empty_db_url) as conn:
+        versions = [
+            r[0]
+            for r in conn.execute(
+                "SELECT version FROM schema_migrations ORDER BY applied_at, version"
+            )
+        ]
+        assert versions == [1, 2]
+        before = conn.execute("SELECT max(updated_at) FROM telemetry_channel").fetchone()
+    second = database.migrate(empty_db_url, timescale="off")
+    assert second.applied == []
+    assert second.current_version == 2
+    with psycopg.connect(empty_db_url) as conn:
+        assert conn.execute("SELECT max(updated_at) FROM telemetry_channel").fetchone() == before
+
+
+def test_broken_migration_rolls_back_to_previous_version(empty_db_url: str, tmp_path: Path) -> None:
+    for f in database.discover_migrations():
+        for path in f.variants.values():
+            (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "0003_broken.sql").write_text(
+        "CREATE TABLE half_done (id int);\nINSERT INTO half_done VALUES (1);\nSELECT no_such_function();\n"
+    )
+    with pytest.raises(database.DatabaseError, match=r"0003_broken\.sql failed"):
+        database.migrate(empty_db_url, directory=tmp_path, timescale="off")
+    tables = _tables(empty_db_url)
+    assert "half_done" not in tables
+    assert "telemetry_reading" in tables
+    with psycopg.connect(empty_db_url) as conn:
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (2,)
+
+
+def test_catalogue_seeds_337_channels_and_reseed_changes_nothing(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM telemetry_channel").fetchone() == (337,)
+        codes = conn.execute(
+            "SELECT enum_codes FROM telemetry_channel WHERE item_id = 'NODE3000004'"
+        ).fetchone()
+        assert codes is not None and codes[0]["16"] == "NORMAL" and codes[0]["32"] == "STANDBY"
+        assert database.seed_catalog(conn) == 0
+        conn.execute("UPDATE telemetry_channel SET description = 'x' WHERE item_id = 'NODE3000005'")
+        assert database.seed_catalog(conn) == 1
+        assert conn.execute(
+            "SELECT description FROM telemetry_channel WHERE item_id = 'NODE3000005'"
+        ).fetchone() == ("Urine Tank Qty",)
+
+
+def test_dedupe_key_rejects_a_resent_update(db_url: str) -> None:
+    ts = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    event_id = uuid.uuid5(uuid.NAMESPACE_URL, "NODE3000005|x|42")
+    insert = """
+        INSERT INTO telemetry_reading (channel_id, ts, value, event_id)
+        SELECT id, %s, 42, %s FROM telemetry_channel WHERE item_id = 'NODE3000005'
+        ON CONFLICT DO NOTHING
+    """
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute(insert, (ts, event_id)).rowcount == 1
+        assert conn.execute(insert, (ts, event_id)).rowcount == 0
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(insert.replace("ON CONFLICT DO NOTHING", ""), (ts, event_id))
+
+
+def test_storage_mode_decision() -> None:
+    assert database.decide_storage_mode("auto", extension_available=True) == "timescaledb"
+    assert database.decide_storage_mode("auto", extension_available=False) == "plain"
+    assert database.decide_storage_mode("off", extension_available=True) == "plain"
+    with pytest.raises(database.DatabaseError, match="no timescaledb"):
+        database.decide_storage_mode("on", extension_available=False)
+    with pytest.raises(database.DatabaseError):
+        database.decide_storage_mode("maybe", extension_available=True)
+
+
+def test_auto_mode_is_plain_on_this_server(empty_db_url: str) -> None:
+    with psycopg.connect(empty_db_url) as conn:
+        assert database.timescaledb_available(conn) is False
+    assert database.migrate(empty_db_url).mode == "plain"
+
+
+def test_timescaledb_branch_picks_the_timescaledb_variant(tmp_path: Path) -> None:
+    migrations = database.discover_migrations()
+    storage = next(m for m in migrations if m.version == 2)
+    assert storage.for_mode("timescaledb").name == "0002_reading_storage.timescaledb.sql"
+    assert storage.for_mode("plain").name == "0002_reading_storage.plain.sql"
+    text = storage.for_mode("timescaledb").read_text()
+    assert "create_hypertable" in text and "timescaledb.continuous" in text
+    rendered = database._render(text)
+    assert (
+        "{{" not in rendered
+        and "INTERVAL '30 days'" in rendered
+        and "INTERVAL '7 days'" in rendered
+    )
+
+
+def test_plain_maintenance_deletes_past_retention(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            """
+            INSERT INTO telemetry_reading (channel_id, ts, value, event_id)
+            SELECT id, now() - make_interval(days => d) + interval '1 hour', d, gen_random_uuid()
+            FROM telemetry_channel, generate_series(1, 40) AS d WHERE item_id = 'NODE3000005'
+            """
+        )
+    result = database.maintain(db_url, retention_days=30)
+    assert result.mode == "plain"
+    assert result.deleted_readings == 10
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM telemetry_reading").fetchone() == (30,)
+        assert conn.execute("SELECT count(*) FROM telemetry_minute").fetchone() == (30,)
+
+
+def test_enum_parsing() -> None:
+    assert parse_enum("2=STOP; 4=SHUTDOWN;  16 = NORMAL") == {
+        2: "STOP",
+        4: "SHUTDOWN",
+        16: "NORMAL",
+    }
+    assert len(load_catalog()) == 337
+
+
+def test_migrate_against_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PEEBOT_DATABASE_URL": "postgresql://peebot@127.0.0.1:1/peebot",
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "peebot_ingest.cli", "db", "migrate"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "127.0.0.1" in lines[0] and "database peebot" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_db_url_and_status_commands(db_url: str, tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PEEBOT_DATABASE_URL": db_url, "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "peebot_ingest.cli", "db", "url"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == db_url
+    st = subprocess.run(
+        [sys.executable, "-m", "peebot_ingest.cli", "db", "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert st.returncode == 0, st.stderr
+    assert "version 2, plain mode" in st.stdout
+    assert "telemetry_channel" in st.stdout and "337" in st.stdout
