@@ -399,49 +399,15 @@ class MaintenanceResult:
 
 
 def maintain(url: str, *, retention_days: int | None = None) -> MaintenanceResult:
-    """Compression, retention and aggregate refresh on demand.
-
-    TimescaleDB: run the policies' jobs (`CALL run_job`), because its background scheduler
-    does not work everywhere (see DESIGN.md). Plain: delete readings past retention.
-    """
+    """Compression, retention and aggregate refresh on demand (the `peebot_maintain`
+    procedure of sql/0003: TimescaleDB policy jobs, or plain deletes past retention)."""
     days = (
         retention_days
         if retention_days is not None
         else int(os.environ.get("PEEBOT_RETENTION_DAYS", "30"))
     )
     with connect(url, autocommit=True) as conn:
-        mode = current_mode(conn) or "plain"
-        result = MaintenanceResult(mode=mode)
-        if mode == "timescaledb":
-            jobs = conn.execute(
-                """
-                SELECT job_id, proc_name FROM timescaledb_information.jobs
-                WHERE hypertable_name IN ('telemetry_reading', 'telemetry_minute')
-                   OR hypertable_name IN (SELECT materialization_hypertable_name
-                                          FROM timescaledb_information.continuous_aggregates
-                                          WHERE view_name = 'telemetry_minute')
-                ORDER BY job_id
-                """
-            ).fetchall()
-            for job_id, proc in jobs:
-                conn.execute("CALL run_job(%s)", (job_id,))
-                result.jobs_run.append(f"{proc}#{job_id}")
-        else:
-            cur = conn.execute(
-                "DELETE FROM telemetry_reading WHERE ts < now() - make_interval(days => %s)",
-                (days,),
-            )
-            result.deleted_readings = cur.rowcount
-        conn.execute(
-            """
-            INSERT INTO processor_state (processor_name, last_run_at, state_data)
-            VALUES ('db_maintain', now(), %s::jsonb)
-            ON CONFLICT (processor_name) DO UPDATE SET last_run_at = now(), state_data = EXCLUDED.state_data
-            """,
-            (
-                json.dumps(
-                    {"mode": mode, "deleted": result.deleted_readings, "jobs": result.jobs_run}
-                ),
-            ),
-        )
-    return result
+        out = scalar(conn, "CALL peebot_maintain(%s, NULL)", (days,))
+    return MaintenanceResult(
+        mode=str(out["mode"]), deleted_readings=int(out["deleted"]), jobs_run=list(out["jobs"])
+    )
