@@ -1,0 +1,241 @@
+"""`peebot up`: the whole stack on one machine.
+
+Database (embedded unless PEEBOT_DATABASE_URL is set), migrations, the local simulator
+(`--simulate`) or the live feed, the ingest daemon, and Dagster's webserver and daemon on an
+instance stored in the same PostgreSQL server (its own database). Ctrl-C stops all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from peebot_ingest import db as database
+from peebot_ingest.supervisor import (
+    Child,
+    StartupError,
+    Supervisor,
+    free_port,
+    port_accepts,
+    port_is_free,
+    signals_raise_keyboard_interrupt,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+LIVE_SERVER = "https://push.lightstreamer.com"
+
+
+def _bin(name: str) -> str:
+    """An executable of this environment (the venv's bin folder first)."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise StartupError(f"missing dependency: `{name}` is not installed (run `uv sync`)")
+    return found
+
+
+def dagster_storage_url(app_url: str) -> str:
+    """Dagster's instance storage: PEEBOT_DAGSTER_STORAGE_URL, or a second database
+    (`peebot_dagster`) on the same server as the application database."""
+    explicit = os.environ.get("PEEBOT_DAGSTER_STORAGE_URL", "").strip()
+    if explicit:
+        return explicit
+    url = database.ensure_database(
+        database.with_database(app_url, "postgres"), database.DAGSTER_DB_NAME
+    )
+    return database.sqlalchemy_url(url)
+
+
+def prepare_dagster_home(home: Path) -> Path:
+    """DAGSTER_HOME with the project's dagster.yaml (copied fresh on every start)."""
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    source = REPO / "dagster.yaml"
+    if not source.exists():
+        raise StartupError(f"missing {source}: the project's Dagster instance config")
+    shutil.copyfile(source, dagster_home / "dagster.yaml")
+    return dagster_home
+
+
+def simulation_start(speed: float, horizon: timedelta = timedelta(hours=2)) -> datetime:
+    """Where simulated time starts so that it stays behind the wall clock for `horizon` of
+    running: Dagster's minute partitions end at the current minute, so readings from the
+    future would have no partition yet."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    return now - (horizon * max(speed - 1.0, 0.0))
+
+
+@click.command("up")
+@click.option("--simulate", is_flag=True, help="Use the local simulator instead of ISS Live.")
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Simulated time runs this many times faster (with --simulate).",
+)
+@click.option(
+    "--scenario",
+    default=None,
+    help="Simulator scenario (e.g. 'use@+60s,use@+180s'); see `peebot simulate --help`.",
+)
+@click.option("--seed", type=int, default=None, help="Simulator seed.")
+@click.option("--port", type=int, default=3000, show_default=True, help="Dagster UI port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Dagster UI host.")
+@click.option("--sim-port", type=int, default=0, help="Simulator port (default: a free one).")
+@click.option("--no-dagster", is_flag=True, help="Only database, feed and ingest.")
+def up(
+    simulate: bool,
+    speed: float,
+    scenario: str | None,
+    seed: int | None,
+    port: int,
+    host: str,
+    sim_port: int,
+    no_dagster: bool,
+) -> None:
+    """Run the whole stack: database, feed, ingest, Dagster. Ctrl-C stops all of it."""
+    sup = Supervisor()
+    state = {"started_embedded": False}
+    try:
+        with signals_raise_keyboard_interrupt():
+            _run(sup, state, simulate, speed, scenario, seed, port, host, sim_port, no_dagster)
+    except (StartupError, database.DatabaseError) as exc:
+        _shutdown(sup, state)
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        sup.say("up", "stopping (Ctrl-C)...")
+    _shutdown(sup, state)
+    sup.say("up", "stopped")
+
+
+def _shutdown(sup: Supervisor, state: dict[str, bool]) -> None:
+    sup.stop_all()
+    if state["started_embedded"]:
+        # `up` started the embedded server, so `up` stops it: nothing is left running.
+        database.stop_embedded()
+
+
+def _run(
+    sup: Supervisor,
+    state: dict[str, bool],
+    simulate: bool,
+    speed: float,
+    scenario: str | None,
+    seed: int | None,
+    port: int,
+    host: str,
+    sim_port: int,
+    no_dagster: bool,
+) -> None:
+    home = database.peebot_home()
+    embedded = not os.environ.get("PEEBOT_DATABASE_URL", "").strip()
+    was_running = (home / "pgdata" / "postmaster.pid").exists()
+    if not no_dagster and not port_is_free(host, port):
+        raise StartupError(
+            f"port {port} on {host} is in use (Dagster UI); choose another with --port"
+        )
+    if simulate and sim_port and not port_is_free("127.0.0.1", sim_port):
+        raise StartupError(f"port {sim_port} is in use (simulator); choose another with --sim-port")
+    if not no_dagster:
+        for name in ("dagster-webserver", "dagster-daemon"):
+            _bin(name)
+
+    state["started_embedded"] = embedded and not was_running
+    app_url = database.resolve_database_url()
+    result = database.migrate(app_url)
+    sup.say(
+        "db",
+        f"{database.describe_url(app_url)}: schema v{result.current_version}, {result.mode} mode",
+    )
+
+    env = dict(os.environ)
+    env["PEEBOT_DATABASE_URL"] = app_url
+    env["PEEBOT_HOME"] = str(home)
+    env.setdefault("PEEBOT_DRY_RUN_FILE", str(home / "posts.jsonl"))
+    env["PYTHONUNBUFFERED"] = "1"
+    peebot = [sys.executable, "-m", "peebot_ingest.cli"]
+
+    feed_url = os.environ.get("PEEBOT_LIGHTSTREAMER_URL", LIVE_SERVER)
+    if simulate:
+        sim_port = sim_port or free_port()
+        start = simulation_start(speed)
+        argv = [
+            *peebot,
+            "simulate",
+            "--port",
+            str(sim_port),
+            "--speed",
+            str(speed),
+            "--start",
+            start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "--truth",
+            str(home / "truth.jsonl"),
+        ]
+        if scenario:
+            argv += ["--scenario", scenario]
+        if seed is not None:
+            argv += ["--seed", str(seed)]
+        sup.start(
+            Child(
+                "simulate",
+                argv,
+                env,
+                ready=lambda: port_accepts("127.0.0.1", sim_port),
+                ready_timeout=30,
+            )
+        )
+        feed_url = f"http://127.0.0.1:{sim_port}"
+        env["PEEBOT_SIMULATED_FEED"] = "1"  # TimeStamps do not follow the wall clock
+
+    ingest_argv = [*peebot, "ingest", "--server", feed_url]
+    sup.start(Child("ingest", ingest_argv, env, stop_timeout=30))
+
+    if not no_dagster:
+        dagster_home = prepare_dagster_home(home)
+        env["DAGSTER_HOME"] = str(dagster_home)
+        env["PEEBOT_DAGSTER_STORAGE_URL"] = dagster_storage_url(app_url)
+        workspace = str(REPO / "workspace.yaml")
+        sup.start(
+            Child("daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env, cwd=str(REPO))
+        )
+        sup.start(
+            Child(
+                "dagster",
+                [_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace],
+                env,
+                cwd=str(REPO),
+                ready=lambda: port_accepts(host, port),
+                ready_timeout=120,
+            )
+        )
+
+    lines = []
+    if not no_dagster:
+        lines.append(f"Dagster UI   http://{host}:{port}")
+    lines += [
+        f"feed         {feed_url}" + (f" (simulated, speed x{speed:g})" if simulate else ""),
+        f"database     {database.describe_url(app_url)}",
+        f"posts        dry run -> {env['PEEBOT_DRY_RUN_FILE']}"
+        if os.environ.get("PEEBOT_POST_BACKENDS", "dry_run") == "dry_run"
+        else f"posts        {os.environ['PEEBOT_POST_BACKENDS']}",
+        "Ctrl-C stops everything.",
+    ]
+    for line in lines:
+        sup.say("up", line)
+
+    while True:
+        exited = sup.first_exited()
+        if exited is not None:
+            raise StartupError(
+                f"{exited.name} stopped unexpectedly (status {exited.proc.returncode if exited.proc else '?'})"
+            )
+        time.sleep(0.5)

@@ -1,0 +1,162 @@
+"""A small process supervisor for `peebot up`: start children in their own process groups,
+stream their output with a prefix, stop them in order, and leave nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+# Lines from children that say nothing an operator needs while things work.
+_NOISE = (
+    "RuntimeDirWarning",
+    "return Path(self.user_runtime_dir)",
+    "BetaWarning",
+    "PreviewWarning",
+    "SupersessionWarning",
+    "warnings.warn(",
+)
+
+
+class StartupError(RuntimeError):
+    """Something `up` needs is not there; worded for one line."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_accepts(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    ready: Callable[[], bool] | None = None
+    ready_timeout: float = 60.0
+    stop_timeout: float = 20.0
+    cwd: str | None = None
+    proc: subprocess.Popen[str] | None = field(default=None, repr=False)
+
+
+class Supervisor:
+    def __init__(self, out: IO[str] | None = None, width: int = 9) -> None:
+        self.children: list[Child] = []
+        self.out = out or sys.stdout
+        self.width = width
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def say(self, name: str, line: str) -> None:
+        with self._lock:
+            self.out.write(f"{name:<{self.width}}| {line}\n")
+            self.out.flush()
+
+    def _pump(self, child: Child) -> None:
+        assert child.proc is not None and child.proc.stdout is not None
+        for raw in child.proc.stdout:
+            line = raw.rstrip()
+            if line and not any(n in line for n in _NOISE):
+                self.say(child.name, line[:300])
+
+    def start(self, child: Child) -> None:
+        try:
+            child.proc = subprocess.Popen(
+                child.argv,
+                env=child.env,
+                cwd=child.cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+                start_new_session=True,  # our own Ctrl-C handling decides when they stop
+            )
+        except FileNotFoundError as exc:
+            raise StartupError(f"cannot start {child.name}: {child.argv[0]} not found") from exc
+        self.children.append(child)
+        threading.Thread(target=self._pump, args=(child,), daemon=True).start()
+        if child.ready is None:
+            return
+        deadline = time.monotonic() + child.ready_timeout
+        while time.monotonic() < deadline:
+            if child.proc.poll() is not None:
+                raise StartupError(
+                    f"{child.name} exited with status {child.proc.returncode} while starting"
+                )
+            if child.ready():
+                return
+            time.sleep(0.2)
+        raise StartupError(f"{child.name} was not ready after {child.ready_timeout:.0f} s")
+
+    def first_exited(self) -> Child | None:
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is not None:
+                return child
+        return None
+
+    def stop_all(self) -> None:
+        """Stop children in the reverse order of the list given by `stop_order` (or of start)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for child in self.stop_order():
+            self._stop(child)
+
+    def stop_order(self) -> list[Child]:
+        return list(reversed(self.children))
+
+    def _stop(self, child: Child) -> None:
+        proc = child.proc
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(child.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self.say(child.name, f"did not stop in {child.stop_timeout:.0f} s; killing it")
+        # grandchildren (Dagster's code servers and run workers) share the group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def signals_raise_keyboard_interrupt() -> Any:
+    """SIGTERM behaves like Ctrl-C, so a service manager stops `up` cleanly too."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
