@@ -1,0 +1,260 @@
+"""Toilet uses and bulk transfers in the urine tank (`NODE3000005`).
+
+What the data look like (../shared/data/iss/issp-2023, 2023-09-18/19, and DESIGN.md 2):
+integer percent, sent only on change; the value flips between two neighbouring integers for
+minutes at a time; while the UPA processes (NODE3000004 = 16) it drains 1 % every 4-5 min; a
+use climbs +2..+5 % at about 1 % every 5 s (one slow one took 90 s: 5 -> 8 at 02:10-02:11);
+a bulk transfer climbs +12..+60 % at about 1 % every 3-4 s.
+
+Algorithm (every step local in time, so a rise gets the same start from any window that
+sees it with the processor's look-back/look-ahead):
+
+1. Collapse repeats (a re-sent identical value, e.g. a reconnect snapshot, is no change).
+   The first reading of the frame is the carried-forward value: it is never a change.
+2. A reading is a *new high* when it is above the previous reading and above every reading
+   of the last `max_step_gap_s`. Flips between v and v+1 make a new high only when v+1 has
+   been absent that long. New highs less than `max_step_gap_s` apart form a *climb*.
+3. The climb's start is walked back over an immediately preceding quick increasing run
+   (a use that begins with what looked like a flip). base = the value before the start,
+   peak = the climb's last new high. Climbs with peak - base < `min_rise_pct` are dropped.
+4. The rise must *hold*: the time-weighted mean level over `hold_window_s` after the peak,
+   minus the mean over `baseline_window_s` before the start (plus the drain the UPA would
+   have caused in between, when it is processing) must reach `min_settled_rise_pct`. Two
+   levels flipping between v and v+1 can never differ by more than 1 in this measure.
+5. Classify: settled rise above `max_use_rise_pct` is a `bulk_transfer`, else `urination`.
+
+Confidence: how far the settled rise stands above what flips alone can produce (1 %),
+in units of the flip noise (time-weighted s.d. of the level before and after, plus the
+quantisation floor), mapped to 0..1 by 1 - exp(-z), then multiplied by a factor per flag.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from peebot_dagster.detectors.base import (
+    Event,
+    Processor,
+    as_utc,
+    drop_repeats,
+    from_epoch_seconds,
+    item_series,
+    step_mean,
+    value_at,
+)
+from peebot_dagster.detectors.signal import SIGNAL_ITEM, SignalParams, los_intervals
+
+TANK_ITEM = "NODE3000005"
+UPA_ITEM = "NODE3000004"
+PROCESSOR_NAME = "urine_tank"
+UPA_PROCESSING = 16
+
+
+@dataclass(frozen=True)
+class UrineParams:
+    # Smallest rise (peak - base, integer %) worth a look: DESIGN.md says uses are +2..+4.
+    min_rise_pct: float = 2.0
+    # Settled rise (mean after - mean before) needed to report. A v/v+1 flip yields <= 1.0;
+    # a +2 use between two flipping levels yields 1.5-2.5 in the 2023 recording.
+    min_settled_rise_pct: float = 1.5
+    # New highs closer than this form one climb. Uses step every ~5 s, transfers every
+    # 3-4 s; the slow 2023 use (02:10) had 36 s and 53 s between steps.
+    max_step_gap_s: float = 60.0
+    # Walk the start back over a preceding increasing run with steps at most this far apart
+    # (a use climbs ~1 % / 5 s, so 20 s is four use steps).
+    walkback_step_s: float = 20.0
+    # Level before: time-weighted mean over this long before the start. Flips last seconds,
+    # a drain step 4-5 min: one minute averages flips without drifting much.
+    baseline_window_s: float = 60.0
+    # Level after: mean over this long after the peak ("the level holds").
+    hold_window_s: float = 60.0
+    # Less data than this after the peak (end of a recording) and the hold is unconfirmed.
+    min_hold_s: float = 20.0
+    # Above this settled rise it is a bulk transfer. Uses: +2..+5 in 2023; the smallest
+    # pumped rise there was +12 (23:39), transfers +30..+60 (07:15 was +59).
+    max_use_rise_pct: float = 8.0
+    # Drain while the UPA processes: 1 % per 4-5 min in 2023 (state 16) = 0.22 %/min.
+    drain_pct_per_min: float = 0.22
+    # A first step of >= min_rise_pct after a silence this long is a rise seen only across
+    # the silence (its start is unknown). The tank sends at least every 4-5 min while it
+    # drains; 5 min of silence with a jump means missed readings.
+    silence_s: float = 300.0
+    # TIME_000001 ticks ~1 s with signal; a gap longer than this inside an event is a data gap.
+    heartbeat_gap_s: float = 10.0
+    # 1 % ~ 80 mL (DESIGN.md section 2, secondhand).
+    ml_per_pct: float = 80.0
+    # Noise floor of an integer reading: the s.d. of rounding, 1/sqrt(12).
+    quantisation_sd: float = 1.0 / math.sqrt(12.0)
+    # Confidence factors for each flag.
+    los_factor: float = 0.5
+    data_gap_factor: float = 0.7
+    silence_factor: float = 0.3
+    short_hold_factor: float = 0.7
+
+
+@dataclass(frozen=True)
+class Climb:
+    start: int  # index of the first reading of the rise
+    peak: int  # index of the last new high
+    base: float  # value before the start
+    peak_value: float
+
+
+def find_climbs(secs: np.ndarray, vals: np.ndarray, p: UrineParams) -> list[Climb]:
+    """Climbs of new highs (see the module doc), on repeat-free readings."""
+    n = secs.size
+    highs: list[int] = []
+    lo = 0
+    for i in range(1, n):
+        while secs[lo] <= secs[i] - p.max_step_gap_s:
+            lo += 1
+        if vals[i] <= vals[i - 1]:
+            continue
+        recent = vals[lo:i]
+        if recent.size == 0 or vals[i] > recent.max():
+            highs.append(i)
+    climbs: list[Climb] = []
+    k = 0
+    while k < len(highs):
+        first = highs[k]
+        last = first
+        while k + 1 < len(highs) and secs[highs[k + 1]] - secs[last] <= p.max_step_gap_s:
+            k += 1
+            last = highs[k]
+        k += 1
+        s = first
+        while (
+            s - 1 >= 1 and vals[s - 1] > vals[s - 2] and secs[s] - secs[s - 1] <= p.walkback_step_s
+        ):
+            s -= 1
+        climbs.append(Climb(s, last, float(vals[s - 1]), float(vals[last])))
+    return climbs
+
+
+def _upa_state_at(frame: pd.DataFrame, t: float) -> int | None:
+    secs, vals = item_series(frame, UPA_ITEM)
+    v = value_at(secs, vals, t)
+    return None if math.isnan(v) else int(v)
+
+
+def _heartbeat_gaps(frame: pd.DataFrame, lo: float, hi: float, gap_s: float) -> float:
+    """Longest TIME_000001 silence overlapping [lo, hi]; 0 when there is no heartbeat."""
+    secs, _ = item_series(frame, SIGNAL_ITEM)
+    if secs.size < 2:
+        return 0.0
+    gaps = np.diff(secs)
+    overlap = (secs[1:] > lo) & (secs[:-1] < hi) & (gaps > gap_s)
+    return float(gaps[overlap].max()) if overlap.any() else 0.0
+
+
+def detect_urine(
+    frame: pd.DataFrame, params: UrineParams, horizon: datetime | None = None
+) -> list[Event]:
+    p = params
+    raw_t, raw_v = item_series(frame, TANK_ITEM)
+    secs, vals = drop_repeats(raw_t, raw_v)
+    if secs.size < 2:
+        return []
+    hz = as_utc(horizon).timestamp() if horizon is not None else float(raw_t[-1])
+    if not frame.empty:
+        hz = max(hz, float(raw_t[-1]))
+    los = los_intervals(frame, SignalParams(stale_after_s=p.heartbeat_gap_s), None)
+    events: list[Event] = []
+    for c in find_climbs(secs, vals, p):
+        if c.peak_value - c.base < p.min_rise_pct:
+            continue
+        t0, t1 = float(secs[c.start]), float(secs[c.peak])
+        before, sd_before, cov_before = step_mean(secs, vals, t0 - p.baseline_window_s, t0)
+        hold_end = min(t1 + p.hold_window_s, hz)
+        after, sd_after, cov_after = step_mean(secs, vals, t1, hold_end)
+        if cov_after < p.min_hold_s or math.isnan(before) or math.isnan(after):
+            continue
+        upa = _upa_state_at(frame, t0)
+        drain = 0.0
+        if upa == UPA_PROCESSING:
+            centre_before = t0 - cov_before / 2.0
+            centre_after = t1 + cov_after / 2.0
+            drain = p.drain_pct_per_min * (centre_after - centre_before) / 60.0
+        settled = after - before + drain
+        if settled < p.min_settled_rise_pct:
+            continue
+
+        flags: list[str] = []
+        silence_before = t0 - float(secs[c.start - 1])
+        first_step = float(vals[c.start] - vals[c.start - 1])
+        if silence_before > p.silence_s and first_step >= p.min_rise_pct:
+            flags.append("rise_across_silence")
+        span_lo, span_hi = t0 - p.baseline_window_s, hold_end
+        if any(
+            (iv.end is None or iv.end > span_lo) and iv.start < span_hi and iv.reason != "stale"
+            for iv in los
+        ):
+            flags.append("los")
+        gap = _heartbeat_gaps(frame, span_lo, span_hi, p.heartbeat_gap_s)
+        if gap > 0:
+            flags.append("data_gap")
+        if cov_after < p.hold_window_s:
+            flags.append("short_hold")
+
+        noise = math.sqrt((sd_before**2 + sd_after**2) / 2.0) + p.quantisation_sd
+        z = max(settled - 1.0, 0.0) / noise
+        confidence = 1.0 - math.exp(-z)
+        for flag, factor in (
+            ("los", p.los_factor),
+            ("data_gap", p.data_gap_factor),
+            ("rise_across_silence", p.silence_factor),
+            ("short_hold", p.short_hold_factor),
+        ):
+            if flag in flags:
+                confidence *= factor
+        kind = "bulk_transfer" if settled > p.max_use_rise_pct else "urination"
+        used = int(np.count_nonzero((raw_t >= t0 - p.baseline_window_s) & (raw_t < hold_end)))
+        events.append(
+            Event(
+                event_type=kind,
+                processor=PROCESSOR_NAME,
+                item_id=TANK_ITEM,
+                start=from_epoch_seconds(t0),
+                end=from_epoch_seconds(t1),
+                confidence=min(max(confidence, 0.0), 1.0),
+                metadata={
+                    "level_before": round(before, 2),
+                    "level_after": round(after, 2),
+                    "delta": round(settled, 2),
+                    "step_before": c.base,
+                    "step_peak": c.peak_value,
+                    "step_delta": c.peak_value - c.base,
+                    "volume_ml": round(settled * p.ml_per_pct),
+                    "duration_s": round(t1 - t0, 1),
+                    "rate_s_per_pct": round((t1 - t0) / max(c.peak_value - c.base, 1.0), 1),
+                    "noise_sd": round(noise, 3),
+                    "drain_correction": round(drain, 2),
+                    "upa_state": upa,
+                    "silence_before_s": round(silence_before, 1),
+                    "max_heartbeat_gap_s": round(gap, 1),
+                    "readings_used": used,
+                    "flags": flags,
+                },
+            )
+        )
+    return events
+
+
+URINE_TANK = Processor(
+    name=PROCESSOR_NAME,
+    items=(TANK_ITEM, UPA_ITEM, SIGNAL_ITEM),
+    event_types=("urination", "bulk_transfer"),
+    # A start is decided from new highs up to 2 x max_step_gap back, the walk-back and the
+    # baseline minute: 10 min is ample. A transfer climbs for up to ~5 min, then the hold
+    # minute: 15 min ahead.
+    lookback=timedelta(minutes=10),
+    lookahead=timedelta(minutes=15),
+    params=UrineParams(),
+    detect_fn=detect_urine,
+    description="Toilet uses and bulk transfers from the urine tank level (NODE3000005)",
+)
