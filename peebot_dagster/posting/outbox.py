@@ -1,0 +1,393 @@
+"""The outbox (`social_post`): enqueue in the event's transaction, claim, mark, reconcile.
+
+State machine of a row (one per event and backend):
+
+    pending --policy skip--> skipped (skip_reason)
+    pending --policy defer--> pending (not_before)
+    pending/failed(retry, due) --claim + COMMIT--> sending --network--> posted (external_id)
+                                                                     \\-> failed (error_kind)
+    failed retry      : not_before = when to try again (429 reset, or a backoff)
+    failed permanent  : not_before NULL, an operator decides (`peebot posts retry|skip`)
+    failed ambiguous  : the network may have taken it; reconciled per backend, never blindly
+                        re-sent (Bluesky: look the record up; Mastodon: same idempotency key
+                        within its hour; X: identical text, "duplicate content" = posted)
+    sending (no run)  : left by a crash: treated as ambiguous.
+    duplicate         : the network says it already has it: status posted, error_kind duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from peebot_dagster.posting import policy as pol
+from peebot_dagster.posting.render import EventView, RenderError, render
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- enqueue (the Dagster assets call this inside their transaction) ------------------------
+
+
+def enqueue_posts(
+    conn: psycopg.Connection[Any],
+    event_ids: list[int],
+    *,
+    settings: pol.PostingSettings | None = None,
+) -> int:
+    """Add one `social_post` row per enabled backend for each postable event in `event_ids`.
+
+    Runs in the caller's transaction (no commit here). Events that do not post (by type, or
+    retracted) get no row. Re-running for the same events never adds a second row; a row
+    still `pending` and never attempted gets its text re-rendered (the event may have been
+    updated); anything attempted or sent keeps its text. An event whose metadata cannot be
+    rendered gets a `skipped` row saying why. Returns the number of rows inserted.
+    """
+    if not event_ids:
+        return 0
+    settings = settings or pol.PostingSettings.from_env()
+    if not settings.event_types or not settings.backends:
+        return 0
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            """
+            SELECT id, event_key, event_type, detected_at, metadata
+              FROM detected_event
+             WHERE id = ANY(%s) AND retracted_at IS NULL AND event_type = ANY(%s)
+             ORDER BY detected_at, id
+            """,
+            (list(event_ids), list(settings.event_types)),
+        )
+        events = cur.fetchall()
+    inserted = 0
+    with conn.cursor() as cur:
+        for ev in events:
+            view = EventView(
+                ev["event_key"], ev["event_type"], ev["detected_at"], ev["metadata"] or {}, ev["id"]
+            )
+            for backend in settings.backends:
+                try:
+                    text, status, reason = render(view, backend), "pending", None
+                except RenderError as exc:
+                    text, status, reason = "", "skipped", f"cannot render: {exc}"
+                cur.execute(
+                    """
+                    INSERT INTO social_post (event_id, backend, status, text, skip_reason)
+                    VALUES (%s, %s, %s, %s, %s)
+                    ON CONFLICT (event_id, backend) DO UPDATE
+                       SET text = EXCLUDED.text, updated_at = now()
+                     WHERE social_post.status = 'pending' AND social_post.attempts = 0
+                       AND social_post.text IS DISTINCT FROM EXCLUDED.text
+                    RETURNING (xmax = 0) AS inserted
+                    """,
+                    (ev["id"], backend, status, text, reason),
+                )
+                row = cur.fetchone()
+                if row is not None and row[0]:
+                    inserted += 1
+    return inserted
+
+
+# --- reading the outbox ----------------------------------------------------------------------
+
+
+@dataclass
+class OutboxRow:
+    id: int
+    event_id: int
+    backend: str
+    status: str
+    text: str
+    attempts: int
+    error_kind: str | None
+    not_before: datetime | None
+    sending_at: datetime | None
+    created_at: datetime
+    event: EventView
+    retracted: bool
+    last_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_ROW_SQL = """
+    SELECT p.id, p.event_id, p.backend, p.status, p.text, p.attempts, p.error_kind,
+           p.not_before, p.sending_at, p.created_at, p.last_error,
+           e.event_key, e.event_type, e.detected_at, e.metadata, e.retracted_at
+      FROM social_post p JOIN detected_event e ON e.id = p.event_id
+"""
+
+
+def _row(r: Mapping[str, Any]) -> OutboxRow:
+    return OutboxRow(
+        id=r["id"],
+        event_id=r["event_id"],
+        backend=r["backend"],
+        status=r["status"],
+        text=r["text"],
+        attempts=r["attempts"],
+        error_kind=r["error_kind"],
+        not_before=r["not_before"],
+        sending_at=r["sending_at"],
+        created_at=r["created_at"],
+        last_error=r["last_error"],
+        event=EventView(
+            r["event_key"], r["event_type"], r["detected_at"], r["metadata"] or {}, r["event_id"]
+        ),
+        retracted=r["retracted_at"] is not None,
+    )
+
+
+# Due: pending (not deferred), or failed retry/ambiguous whose time has come. A row in
+# `sending` is only due when nobody holds the backend's lock (see `backend_lock`).
+DUE_WHERE = """
+    (p.status = 'pending' AND (p.not_before IS NULL OR p.not_before <= %(now)s))
+    OR (p.status = 'failed' AND p.not_before IS NOT NULL AND p.not_before <= %(now)s)
+"""
+
+
+def due_rows(
+    conn: psycopg.Connection[Any],
+    backend: str,
+    now: datetime,
+    *,
+    limit: int = 1,
+) -> list[OutboxRow]:
+    """Due rows of one backend in event order (detected_at, event id)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            _ROW_SQL
+            + f" WHERE p.backend = %(backend)s AND ({DUE_WHERE})"
+            + " ORDER BY e.detected_at, e.id LIMIT %(limit)s",
+            {"backend": backend, "now": now, "limit": limit},
+        )
+        return [_row(r) for r in cur.fetchall()]
+
+
+def stuck_sending(conn: psycopg.Connection[Any], backend: str) -> list[OutboxRow]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            _ROW_SQL
+            + " WHERE p.backend = %s AND p.status = 'sending' ORDER BY e.detected_at, e.id",
+            (backend,),
+        )
+        return [_row(r) for r in cur.fetchall()]
+
+
+def recent_sends(conn: psycopg.Connection[Any], backend: str, now: datetime) -> list[datetime]:
+    """When this backend went to the network in the last 24 h (posted or possibly posted)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT coalesce(posted_at, sending_at) FROM social_post
+             WHERE backend = %s AND sending_at IS NOT NULL
+               AND sending_at > %s - interval '24 hours' AND sending_at <= %s
+               AND (status IN ('posted', 'sending')
+                    OR (status = 'failed' AND error_kind = 'ambiguous'))
+               AND coalesce(error_kind, '') <> 'duplicate'
+            """,
+            (backend, now, now),
+        )
+        return [r[0] for r in cur.fetchall()]
+
+
+def get_row(conn: psycopg.Connection[Any], post_id: int) -> OutboxRow | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(_ROW_SQL + " WHERE p.id = %s", (post_id,))
+        r = cur.fetchone()
+    return _row(r) if r else None
+
+
+# --- state changes (each commits: the outbox is the source of truth across crashes) ---------
+
+
+def mark_sending(conn: psycopg.Connection[Any], post_id: int, now: datetime) -> bool:
+    """pending/failed -> sending, attempts + 1, COMMITTED before the network call."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE social_post
+               SET status = 'sending', attempts = attempts + 1, sending_at = %s,
+                   updated_at = %s, not_before = NULL
+             WHERE id = %s AND status IN ('pending', 'failed', 'sending')
+            """,
+            (now, now, post_id),
+        )
+        ok = cur.rowcount == 1
+    conn.commit()
+    return ok
+
+
+def mark_posted(
+    conn: psycopg.Connection[Any],
+    post_id: int,
+    *,
+    external_id: str | None,
+    now: datetime,
+    duplicate: bool = False,
+    note: str | None = None,
+) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE social_post
+               SET status = 'posted', external_id = coalesce(%s, external_id), posted_at = %s,
+                   updated_at = %s, not_before = NULL,
+                   error_kind = %s, last_error = %s
+             WHERE id = %s
+            RETURNING event_id, backend
+            """,
+            (external_id, now, now, "duplicate" if duplicate else None, note, post_id),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            event_id, backend = row
+            if backend == "x":
+                cur.execute(
+                    """
+                    UPDATE detected_event
+                       SET posted_at = coalesce(posted_at, %s),
+                           tweet_id = coalesce(%s, tweet_id)
+                     WHERE id = %s
+                    """,
+                    (now, external_id, event_id),
+                )
+            elif backend != "dry_run":
+                cur.execute(
+                    "UPDATE detected_event SET posted_at = coalesce(posted_at, %s) WHERE id = %s",
+                    (now, event_id),
+                )
+    conn.commit()
+
+
+def mark_failed(
+    conn: psycopg.Connection[Any],
+    post_id: int,
+    *,
+    kind: str,
+    error: str,
+    not_before: datetime | None,
+    now: datetime,
+) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE social_post
+               SET status = 'failed', error_kind = %s, last_error = %s, not_before = %s,
+                   updated_at = %s
+             WHERE id = %s
+            """,
+            (kind, error[:2000], not_before, now, post_id),
+        )
+    conn.commit()
+
+
+def mark_skipped(
+    conn: psycopg.Connection[Any], post_id: int, *, reason: str, now: datetime
+) -> bool:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE social_post
+               SET status = 'skipped', skip_reason = %s, not_before = NULL, updated_at = %s
+             WHERE id = %s AND status <> 'posted'
+            """,
+            (reason, now, post_id),
+        )
+        ok = cur.rowcount == 1
+    conn.commit()
+    return ok
+
+
+def mark_deferred(
+    conn: psycopg.Connection[Any], post_id: int, *, until: datetime, reason: str, now: datetime
+) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            UPDATE social_post SET not_before = %s, last_error = %s, updated_at = %s
+             WHERE id = %s AND status IN ('pending', 'failed')
+            """,
+            (until, f"deferred: {reason}", now, post_id),
+        )
+    conn.commit()
+
+
+def operator_retry(conn: psycopg.Connection[Any], post_id: int, now: datetime) -> str:
+    """`peebot posts retry ID`: a failed or skipped row goes back to pending, due now.
+
+    An ambiguous row keeps its error_kind, so the job still reconciles it first (looks it
+    up, or re-sends with the same key/text) instead of sending it blindly.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT status, error_kind FROM social_post WHERE id = %s FOR UPDATE", (post_id,)
+        )
+        row = cur.fetchone()
+        if row is None:
+            conn.rollback()
+            raise LookupError(f"no social post with id {post_id}")
+        status, kind = row
+        if status in ("posted", "sending"):
+            conn.rollback()
+            raise ValueError(f"post {post_id} is {status}: nothing to retry")
+        if kind == "ambiguous":
+            cur.execute(
+                """
+                UPDATE social_post SET status = 'failed', not_before = %s, updated_at = %s,
+                       skip_reason = NULL
+                 WHERE id = %s
+                """,
+                (now, now, post_id),
+            )
+        else:
+            cur.execute(
+                """
+                UPDATE social_post SET status = 'pending', not_before = NULL, error_kind = NULL,
+                       skip_reason = NULL, updated_at = %s
+                 WHERE id = %s
+                """,
+                (now, post_id),
+            )
+    conn.commit()
+    return "reconcile" if kind == "ambiguous" else "pending"
+
+
+def operator_skip(conn: psycopg.Connection[Any], post_id: int, reason: str, now: datetime) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT status FROM social_post WHERE id = %s FOR UPDATE", (post_id,))
+        row = cur.fetchone()
+        if row is None:
+            conn.rollback()
+            raise LookupError(f"no social post with id {post_id}")
+        if row[0] in ("posted", "sending"):
+            conn.rollback()
+            raise ValueError(f"post {post_id} is {row[0]}: it cannot be skipped")
+    mark_skipped(conn, post_id, reason=reason, now=now)
+
+
+__all__ = [
+    "Clock",
+    "OutboxRow",
+    "due_rows",
+    "enqueue_posts",
+    "get_row",
+    "mark_deferred",
+    "mark_failed",
+    "mark_posted",
+    "mark_sending",
+    "mark_skipped",
+    "operator_retry",
+    "operator_skip",
+    "recent_sends",
+    "stuck_sending",
+    "utcnow",
+]
