@@ -14,8 +14,9 @@ sees it with the processor's look-back/look-ahead):
 2. A reading is a *new high* when it is above the previous reading and above every reading
    of the last `max_step_gap_s`. Flips between v and v+1 make a new high only when v+1 has
    been absent that long. New highs less than `max_step_gap_s` apart form a *climb*.
-3. The climb's start is walked back over an immediately preceding quick increasing run
-   (a use that begins with what looked like a flip). base = the value before the start,
+3. The climb starts after the last reading at its lowest level (a new high that fell back
+   was a flip), walked back over an immediately preceding quick increasing run (a use that
+   begins with what looked like a flip). base = the value before the start,
    peak = the climb's last new high. Climbs with peak - base < `min_rise_pct` are dropped.
 4. The rise must *hold*: the time-weighted mean level over `hold_window_s` after the peak,
    minus the mean over `baseline_window_s` before the start (plus the drain the UPA would
@@ -127,7 +128,11 @@ def find_climbs(secs: np.ndarray, vals: np.ndarray, p: UrineParams) -> list[Clim
             k += 1
             last = highs[k]
         k += 1
-        s = first
+        # a new high that fell back to the level it rose from was a flip: the rise starts
+        # after the last reading at the lowest level seen since just before the climb
+        seg = vals[first - 1 : last + 1]
+        low_at = first - 1 + int(np.flatnonzero(seg == seg.min())[-1])
+        s = low_at + 1
         while (
             s - 1 >= 1 and vals[s - 1] > vals[s - 2] and secs[s] - secs[s - 1] <= p.walkback_step_s
         ):
