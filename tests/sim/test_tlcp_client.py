@@ -1,0 +1,182 @@
+"""The real lightstreamer-client-lib against our TLCP server, over WebSocket and HTTP streaming."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from peebot_ingest.simulator.feeds import ScriptedFeed
+from peebot_ingest.simulator.model import make_fields
+from peebot_ingest.simulator.testing import (
+    StatusRecorder,
+    make_test_client,
+    read_sent_log,
+    run_server_in_thread,
+    subscribe,
+    wait_until,
+)
+from peebot_ingest.simulator.tlcp import FIELDS, encode_update, escape_value
+
+TRANSPORTS = ["WS-STREAMING", "HTTP-STREAMING"]
+WHEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+# Values the escaping rules must carry through unchanged (None is TLCP null).
+AWKWARD = [
+    "a|b",
+    "100%",
+    "#",
+    "$",
+    "^3",
+    "",
+    None,
+    "x,y,z",
+    "héllo ✓ 宇宙",
+    "line1\r\nline2",
+    " spaced ",
+    "%7C",
+    "#hash$",
+]
+
+
+def test_escape_rules() -> None:
+    assert escape_value(None) == "#"
+    assert escape_value("") == "$"
+    assert escape_value("a|b%") == "a%7Cb%25"
+    assert escape_value("#x") == "%23x"
+    assert escape_value("$") == "%24"
+    assert escape_value("^1") == "%5E1"
+    assert escape_value("x#") == "x#"
+    assert escape_value("a\r\nb") == "a%0D%0Ab"
+    assert encode_update(1, 2, ["1", "b", None], ["1", "a", None]) == "U,1,2,|b|"
+    assert encode_update(1, 2, ["1", "", None], None) == "U,1,2,1|$|#"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_snapshot_updates_and_unchanged_fields(transport: str, tmp_path) -> None:
+    feed = ScriptedFeed(
+        initial={
+            "NODE3000005": make_fields(WHEN, "41"),
+            "NODE3000004": make_fields(WHEN, "16", calibrated="NORMAL"),
+        }
+    )
+    sent_log = tmp_path / "sent.jsonl"
+    with run_server_in_thread(feed, keepalive_ms=500, sent_log=sent_log) as srv:
+        status = StatusRecorder()
+        client = make_test_client(srv.url, transport=transport, keepalive_ms=300)
+        client.addListener(status)
+        _, listener = subscribe(client, ["NODE3000005", "NODE3000004"])
+        client.connect()
+        try:
+            status.wait_for_status(f"CONNECTED:{transport}")
+            listener.wait_for(lambda li: len(li.updates) >= 2)
+            snap = {u["item"]: u for u in listener.updates[:2]}
+            assert all(u["snapshot"] for u in snap.values())
+            assert snap["NODE3000005"]["fields"]["Value"] == "41"
+            assert snap["NODE3000004"]["fields"]["CalibratedData"] == "NORMAL"
+            assert set(snap["NODE3000005"]["changed"]) == set(FIELDS)
+
+            # Only Value changes: TimeStamp and the rest go out empty (unchanged).
+            feed.publish("NODE3000005", {"Value": "42"})
+            listener.wait_for(lambda li: len(li.updates) >= 3)
+            upd = listener.updates[2]
+            assert upd["item"] == "NODE3000005" and not upd["snapshot"]
+            assert upd["changed"] == {"Value": "42"}
+            assert upd["fields"]["TimeStamp"] == snap["NODE3000005"]["fields"]["TimeStamp"]
+
+            # A full new reading changes TimeStamp, Value and CalibratedData.
+            later = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
+            sent = feed.publish_value("NODE3000005", "43", later)
+            listener.wait_for(lambda li: len(li.updates) >= 4)
+            upd = listener.updates[3]
+            assert upd["fields"] == sent
+            assert set(upd["changed"]) == {"TimeStamp", "Value", "CalibratedData"}
+
+            # No data for longer than the client's stall + reconnect timeouts (0.3 + 0.5 + 1 s):
+            # only PROBEs keep the session alive, so there must be no reconnect.
+            n_status = len(status.statuses)
+            time.sleep(2.3)
+            assert status.statuses[n_status:] == []
+            assert client.getStatus() == f"CONNECTED:{transport}"
+        finally:
+            client.disconnect()
+    rows = read_sent_log(sent_log)
+    values = [r["fields"]["Value"] for r in rows if r["item"] == "NODE3000005"]
+    assert values == ["41", "42", "43"]
+    assert [r["snapshot"] for r in rows if r["item"] == "NODE3000005"] == [True, False, False]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_awkward_values_round_trip(transport: str) -> None:
+    feed = ScriptedFeed(items=["ODD1"])
+    with run_server_in_thread(feed) as srv:
+        client = make_test_client(srv.url, transport=transport)
+        _, listener = subscribe(client, ["ODD1"], fields=["Value", "CalibratedData"])
+        client.connect()
+        try:
+            listener.wait_for(lambda li: li.subscribed)
+            for i, value in enumerate(AWKWARD):
+                feed.publish("ODD1", {"Value": value, "CalibratedData": f"#{i}|{value}"})
+            listener.wait_for(lambda li: len(li.updates) >= len(AWKWARD))
+            got = [u["fields"]["Value"] for u in listener.updates]
+            assert got == AWKWARD
+            cal = [u["fields"]["CalibratedData"] for u in listener.updates]
+            assert cal == [f"#{i}|{v}" for i, v in enumerate(AWKWARD)]
+        finally:
+            client.disconnect()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_unknown_item_is_a_subscription_error(transport: str) -> None:
+    feed = ScriptedFeed(items=["NODE3000005"], initial={"NODE3000005": make_fields(WHEN, "7")})
+    with run_server_in_thread(feed) as srv:
+        client = make_test_client(srv.url, transport=transport)
+        sub_bad, bad = subscribe(client, ["NODE3000005", "NO_SUCH_ITEM"])
+        _, good = subscribe(client, ["NODE3000005"])
+        client.connect()
+        try:
+            code, message = bad.wait_for(lambda li: li.errors and li.errors[0])
+            assert code == 21 and "NO_SUCH_ITEM" in message
+            good.wait_for(lambda li: li.updates)
+            assert good.updates[0]["fields"]["Value"] == "7"
+            assert not sub_bad.isActive() or not sub_bad.isSubscribed()
+            assert bad.updates == []
+        finally:
+            client.disconnect()
+
+
+def test_unknown_adapter_set_is_refused() -> None:
+    feed = ScriptedFeed(items=["X"])
+    with run_server_in_thread(feed) as srv:
+        status = StatusRecorder()
+        client = make_test_client(srv.url, adapter_set="NOPE")
+        client.addListener(status)
+        client.connect()
+        try:
+            wait_until(lambda: status.server_errors, timeout=10)
+            assert status.server_errors[0][0] == 2
+            status.wait_for_status("DISCONNECTED")
+        finally:
+            client.disconnect()
+
+
+def test_unsubscribe_stops_updates() -> None:
+    feed = ScriptedFeed(items=["A"], initial={"A": {"Value": "1"}})
+    with run_server_in_thread(feed) as srv:
+        client = make_test_client(srv.url)
+        sub, listener = subscribe(client, ["A"], fields=["Value"])
+        client.connect()
+        try:
+            listener.wait_for(lambda li: li.updates)
+            client.unsubscribe(sub)
+            listener.wait_for(lambda li: li.unsubscribed)
+            hub = srv.server.hub
+            wait_until(lambda: srv.call(lambda: all(not s.subs for s in hub.sessions.values())))
+            feed.publish("A", {"Value": "2"}, wait=True)
+            _, second = subscribe(client, ["A"], fields=["Value"])
+            second.wait_for(lambda li: li.updates)
+            assert second.updates[0]["fields"]["Value"] == "2"
+            assert [u["fields"]["Value"] for u in listener.updates] == ["1"]
+        finally:
+            client.disconnect()
