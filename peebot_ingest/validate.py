@@ -1,0 +1,458 @@
+"""Validation and enrichment of feed updates: pure functions and two small state holders.
+
+An update is whatever the Lightstreamer listener saw: an item name and a mapping of the six
+ISS Live fields (`TimeStamp`, `Value`, `Status.Class`, `Status.Indicator`, `Status.Color`,
+`CalibratedData`). It becomes either a `Reading` (ready for the writer) or a `Rejection`
+(raw payload + reason, for `rejected_update`). Nothing here raises on bad input.
+
+The dedupe key `event_id` is UUIDv5 of (item, decoded UTC time in microseconds, value). The
+value is taken in canonical form (the shortest `repr` of its float), so the same reading
+from the feed (`"44"`), an export (`44.0`) or an inject gives the same key, and a snapshot
+re-send, a replayed file or a repeated inject is a no-op in the database.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from hashlib import sha1
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from peebot_ingest.catalog import TIME_ITEM, YEAR_ITEM
+from peebot_ingest.timestamps import days_in_year, encode_timestamp
+
+FIELDS = (
+    "TimeStamp",
+    "Value",
+    "Status.Class",
+    "Status.Indicator",
+    "Status.Color",
+    "CalibratedData",
+)
+AOS_CLASS = 24
+EVENT_NAMESPACE = UUID("6f0c3a52-3c1e-5b7e-9a55-1ee7b07fee00")
+_NS_BYTES = EVENT_NAMESPACE.bytes
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_ITEM_ID = re.compile(r"[A-Z0-9_]{1,64}")
+_SMALL_INT = re.compile(r"\s*\d{1,5}\s*")
+_MAX_TEXT = 4096
+_CLASS_TEXT = {str(n): n for n in range(256)}
+_ROLLOVER_HOURS = 24.0 * 300  # the same rule as timestamps.infer_year
+_STATUS_CLASS_MAX = 32767  # smallint
+_MIN_YEAR, _MAX_YEAR = 1998, 2200  # the ISS was launched in 1998
+
+
+class Reading(NamedTuple):
+    """A validated, enriched reading (one future `telemetry_reading` row)."""
+
+    item_id: str
+    ts: datetime  # UTC
+    value: float
+    status_class: int | None
+    calibrated_data: str | None
+    event_id: bytes  # 16 bytes, UUIDv5
+    received_at: float  # wall clock (epoch seconds) when it reached us
+    metadata: str | None  # JSON text for the jsonb column
+    source: str  # feed | replay | inject
+
+    @property
+    def event_uuid(self) -> UUID:
+        return UUID(bytes=self.event_id)
+
+
+class Rejection(NamedTuple):
+    """An update that failed validation (one future `rejected_update` row)."""
+
+    source: str
+    item_id: str | None
+    reason: str
+    raw_payload: dict[str, Any]
+    received_at: float
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def clean_text(text: str) -> str:
+    """Text PostgreSQL accepts: no NUL, no lone surrogates, bounded length."""
+    if len(text) > _MAX_TEXT:
+        text = text[:_MAX_TEXT] + "…"
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        return clean_text(value)
+    return clean_text(repr(value))
+
+
+def raw_payload(item: Any, fields: Any) -> dict[str, Any]:
+    """What the feed sent, in a form that always fits a jsonb column."""
+    payload: dict[str, Any] = {"item": _json_safe(item)}
+    if isinstance(fields, Mapping):
+        try:
+            payload["fields"] = {
+                clean_text(str(k)): _json_safe(v) for k, v in list(fields.items())[:64]
+            }
+        except Exception as exc:  # a hostile mapping
+            payload["fields"] = clean_text(f"unreadable fields: {type(exc).__name__}")
+    else:
+        payload["fields"] = _json_safe(fields)
+    return payload
+
+
+def canonical_value(value: float) -> str:
+    return repr(float(value))
+
+
+def event_id(item_id: str, ts: datetime, value: float) -> bytes:
+    """UUIDv5(EVENT_NAMESPACE, "<item>|<µs since epoch>|<repr(value)>") as 16 bytes.
+
+    Same bytes as `uuid.uuid5(...)`, computed without building UUID objects (hot path)."""
+    micros = (ts - _EPOCH) // _ONE_US
+    digest = bytearray(sha1(_NS_BYTES + f"{item_id}|{micros}|{value!r}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return bytes(digest)
+
+
+@lru_cache(maxsize=64)
+def _year_start(year: int) -> datetime:
+    return datetime(year, 1, 1, tzinfo=UTC)
+
+
+def decode_hours(hours: float, year: int) -> datetime | None:
+    """`timestamps.decode_timestamp` on an already parsed float (same arithmetic, same
+    result); None when the TimeStamp is outside the year."""
+    if not 24.0 <= hours < (days_in_year(year) + 1) * 24.0:
+        return None
+    return _year_start(year) + timedelta(hours=hours - 24.0)
+
+
+def parse_number(raw: Any) -> float | None:
+    """A finite float from the feed's text (or a number); None when it is not one.
+
+    Plain decimal or exponent notation only: no `nan`, `inf`, `1_000`, hex or empty."""
+    if type(raw) is str:
+        if len(raw) > 64 or "_" in raw or not raw.isascii():
+            return None
+        try:
+            number = float(raw)
+        except ValueError:
+            return None
+        if number - number != 0.0:  # inf or nan (faster than math.isfinite + a call)
+            return None
+        return number
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    try:
+        number = float(raw)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_status_class(raw: Any) -> tuple[int | None, str | None]:
+    """(class, None) or (None, reason). Missing or empty means no class."""
+    if raw is None or raw == "":
+        return None, None
+    cached = _CLASS_TEXT.get(raw) if type(raw) is str else None
+    if cached is not None:
+        return cached, None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        number = raw
+    elif isinstance(raw, str) and _SMALL_INT.fullmatch(raw):
+        number = int(raw)
+    else:
+        return None, f"Status.Class {_short(raw)} is not a small integer"
+    if not 0 <= number <= _STATUS_CLASS_MAX:
+        return None, f"Status.Class {number} is out of range 0..{_STATUS_CLASS_MAX}"
+    return number, None
+
+
+def _short(raw: Any) -> str:
+    text = repr(raw)
+    return clean_text(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _optional_text(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    return clean_text(raw if isinstance(raw, str) else str(raw))
+
+
+# --------------------------------------------------------------------------- the year
+
+
+class YearTracker:
+    """Which year a TimeStamp belongs to.
+
+    The year from `TIME_000002` when it has been seen, else the clock; New Year rollover via
+    `timestamps.infer_year` against the newest decoded feed time (31 Dec readings seen after
+    midnight stay in the old year, 1 Jan readings seen before `TIME_000002` turns go to the
+    new one). The reference is refreshed when the newest time moves by a minute or more,
+    which only matters for TimeStamps ~300 days away from it."""
+
+    _REFRESH = timedelta(seconds=60)
+
+    def __init__(self, feed_year: int | None = None) -> None:
+        self.feed_year = feed_year
+        self.newest: datetime | None = None
+        self._ref: tuple[int, float] | None = None  # (year, TimeStamp hours) of the reference
+        self._ref_newest: datetime | None = None
+
+    def reference(self, now: float) -> datetime:
+        if self.feed_year is not None:
+            start = _year_start(self.feed_year)
+            newest = self.newest
+            if newest is not None and (
+                start - timedelta(days=2)
+                <= newest
+                < _year_start(self.feed_year + 1) + timedelta(days=2)
+            ):
+                return newest
+            return start + timedelta(days=182)
+        if self.newest is not None:
+            return self.newest
+        return datetime.fromtimestamp(now, UTC)
+
+    def year_for(self, hours: float, now: float) -> int:
+        ref = self._ref
+        if ref is None:
+            when = self.reference(now)
+            ref = (when.year, encode_timestamp(when))
+            if self.feed_year is not None or self.newest is not None:
+                self._ref = ref  # the clock is read afresh until the feed says something
+        year, ref_hours = ref
+        if hours - ref_hours > _ROLLOVER_HOURS:
+            return year - 1
+        if ref_hours - hours > _ROLLOVER_HOURS:
+            return year + 1
+        return year
+
+    def observe(self, item_id: str, ts: datetime, value: float) -> None:
+        newest = self.newest
+        if newest is None or ts > newest:
+            self.newest = ts
+            if self._ref_newest is None or ts - self._ref_newest >= self._REFRESH:
+                self._ref_newest = ts
+                self._ref = None
+        if item_id == YEAR_ITEM:
+            self.learn_year(value)
+
+    def learn_year(self, value: float | None) -> None:
+        if (
+            value is not None
+            and value.is_integer()
+            and _MIN_YEAR <= value <= _MAX_YEAR
+            and self.feed_year != int(value)
+        ):
+            self.feed_year = int(value)
+            self._ref = None
+
+
+# --------------------------------------------------------------------------- the validator
+
+
+class Validator:
+    """Turns raw updates (feed) or decoded readings (replay, inject) into Readings or
+    Rejections. Holds only the year state; everything else is pure.
+
+    `clock_check`: reject readings more than `max_future_seconds` ahead of the wall clock.
+    Turn it off for simulated feeds that run faster than real time."""
+
+    def __init__(
+        self,
+        *,
+        source: str = "feed",
+        clock_check: bool = True,
+        max_future_seconds: float = 86400.0,
+        years: YearTracker | None = None,
+    ) -> None:
+        self.source = source
+        self.clock_check = clock_check
+        self.max_future_seconds = max_future_seconds
+        self.years = years or YearTracker()
+
+    # -- feed updates ---------------------------------------------------------------------
+
+    def update(
+        self,
+        item: Any,
+        fields: Any,
+        received_at: float | None = None,
+        snapshot: bool = False,
+    ) -> Reading | Rejection:
+        """Validate one feed update. Never raises."""
+        now = time.time() if received_at is None else received_at
+        try:
+            return self._update(item, fields, now, snapshot)
+        except Exception as exc:  # a bug must not lose the update: record it
+            return self._reject(item, fields, now, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _reject(self, item: Any, fields: Any, now: float, reason: str) -> Rejection:
+        item_id = clean_text(item)[:64] if isinstance(item, str) else None
+        return Rejection(self.source, item_id, reason, raw_payload(item, fields), now)
+
+    def _update(self, item: Any, fields: Any, now: float, snapshot: bool) -> Reading | Rejection:
+        if not isinstance(item, str) or not _ITEM_ID.fullmatch(item):
+            return self._reject(item, fields, now, f"item name {_short(item)} is not an item id")
+        if not isinstance(fields, Mapping):
+            return self._reject(item, fields, now, "fields are not a mapping")
+        raw_ts = fields.get("TimeStamp")
+        hours = parse_number(raw_ts)
+        if hours is None:
+            return self._reject(item, fields, now, f"TimeStamp {_short(raw_ts)} is not a number")
+        if item == YEAR_ITEM:  # its own TimeStamp belongs to the year it announces
+            self.years.learn_year(parse_number(fields.get("Value")))
+        year = self.years.year_for(hours, now)
+        ts = decode_hours(hours, year) if _MIN_YEAR <= year <= _MAX_YEAR else None
+        if ts is None:
+            return self._reject(
+                item, fields, now, f"TimeStamp {_short(raw_ts)} is outside day 1..366 of {year}"
+            )
+        raw_value = fields.get("Value")
+        value = parse_number(raw_value)
+        if value is None:
+            return self._reject(item, fields, now, f"Value {_short(raw_value)} is not a number")
+        status_class, why = parse_status_class(fields.get("Status.Class"))
+        if why:
+            return self._reject(item, fields, now, why)
+        # raw_ts parsed as a plain ASCII number, so it needs no JSON escaping
+        meta = '{"raw_ts": "' + (raw_ts.strip() if type(raw_ts) is str else repr(hours)) + '"'
+        indicator = fields.get("Status.Indicator")
+        if indicator is not None and indicator != "":
+            meta += ', "indicator": ' + json.dumps(_optional_text(indicator), ensure_ascii=False)
+        color = fields.get("Status.Color")
+        if color is not None and color != "":
+            meta += ', "color": ' + json.dumps(_optional_text(color), ensure_ascii=False)
+        if snapshot:
+            meta += ', "snapshot": true'
+        return self._finish(
+            item,
+            ts,
+            value,
+            status_class,
+            _optional_text(fields.get("CalibratedData")),
+            now,
+            meta + "}",
+            item,
+            fields,
+        )
+
+    # -- already decoded readings (replay, inject) ---------------------------------------
+
+    def reading(
+        self,
+        item_id: Any,
+        ts: Any,
+        value: Any,
+        status_class: Any = None,
+        calibrated_data: Any = None,
+        *,
+        received_at: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Reading | Rejection:
+        """Validate a reading whose time is already a UTC datetime. Never raises."""
+        now = time.time() if received_at is None else received_at
+        payload = {
+            "ts": ts.isoformat() if isinstance(ts, datetime) else ts,
+            "Value": value,
+            "Status.Class": status_class,
+            "CalibratedData": calibrated_data,
+        }
+        try:
+            if not isinstance(item_id, str) or not _ITEM_ID.fullmatch(item_id):
+                return self._reject(
+                    item_id, payload, now, f"item name {_short(item_id)} is not an item id"
+                )
+            if not isinstance(ts, datetime) or ts.tzinfo is None:
+                return self._reject(item_id, payload, now, f"ts {_short(ts)} is not a UTC time")
+            ts = ts.astimezone(UTC)
+            if not _MIN_YEAR <= ts.year <= _MAX_YEAR:
+                return self._reject(item_id, payload, now, f"ts {ts.isoformat()} is not plausible")
+            number = parse_number(value)
+            if number is None:
+                return self._reject(item_id, payload, now, f"Value {_short(value)} is not a number")
+            klass, why = parse_status_class(status_class)
+            if why:
+                return self._reject(item_id, payload, now, why)
+            meta = (
+                json.dumps({k: _json_safe(v) for k, v in metadata.items()}, ensure_ascii=False)
+                if metadata
+                else None
+            )
+            return self._finish(
+                item_id,
+                ts,
+                number,
+                klass,
+                _optional_text(calibrated_data),
+                now,
+                meta,
+                item_id,
+                payload,
+            )
+        except Exception as exc:
+            return self._reject(
+                item_id, payload, now, f"internal error: {type(exc).__name__}: {exc}"
+            )
+
+    # -- shared tail -----------------------------------------------------------------------
+
+    def _finish(
+        self,
+        item_id: str,
+        ts: datetime,
+        value: float,
+        status_class: int | None,
+        calibrated: str | None,
+        now: float,
+        metadata: str | None,
+        raw_item: Any,
+        raw_fields: Any,
+    ) -> Reading | Rejection:
+        if self.clock_check and (ts - _EPOCH).total_seconds() > now + self.max_future_seconds:
+            return self._reject(
+                raw_item,
+                raw_fields,
+                now,
+                f"time {ts.isoformat()} is more than {self.max_future_seconds:g} s ahead of the clock",
+            )
+        self.years.observe(item_id, ts, value)
+        return Reading(
+            item_id,
+            ts,
+            value,
+            status_class,
+            calibrated,
+            event_id(item_id, ts, value),
+            now,
+            metadata,
+            self.source,
+        )
+
+
+def is_aos(status_class: int | None) -> bool:
+    return status_class == AOS_CLASS
+
+
+def is_time_item(item_id: str | None) -> bool:
+    return item_id == TIME_ITEM

@@ -1,0 +1,581 @@
+"""The batched database writer.
+
+`DatabaseSink` writes one `Batch` in one transaction: unknown items are added to
+`telemetry_channel` (in_catalog=false, is_active=false), readings go by binary COPY into a
+temporary staging table and then into `telemetry_reading` with one
+`INSERT ... SELECT ... ON CONFLICT DO NOTHING` (duplicates = staged - inserted), rejections
+into `rejected_update`, feed transitions into `feed_status`, and the ingest watermark in
+`processor_state` moves forward. A lost connection surfaces as `DatabaseUnavailable`; the
+caller (`BufferedWriter`) keeps the batch and tries again.
+
+`BufferedWriter` is the single-threaded heart of every ingest path (daemon, replay, inject):
+it collects readings, flushes by size or age, survives outages by buffering in memory and
+spilling to the on-disk `Journal` past a bound, and writes the journal back first when the
+database returns, so the order of writes (and the watermark) stays monotonic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg.types.json import Jsonb
+
+from peebot_ingest.db import DatabaseError, connect
+from peebot_ingest.journal import Journal
+from peebot_ingest.validate import Reading, Rejection, clean_text
+
+log = logging.getLogger("peebot.ingest.writer")
+
+WATERMARK = "ingest"
+
+
+class FeedTransition(NamedTuple):
+    """A row of `feed_status`: a connection status change or a signal transition."""
+
+    kind: str  # connection | signal
+    state: str
+    changed_at: float  # wall clock, epoch seconds
+    feed_ts: datetime | None
+    detail: dict[str, Any]
+
+
+Entry = Reading | Rejection | FeedTransition
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached right now; try again later."""
+
+
+@dataclass
+class Batch:
+    readings: list[Reading] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    transitions: list[FeedTransition] = field(default_factory=list)
+
+    def add(self, entry: Entry) -> None:
+        if isinstance(entry, Reading):
+            self.readings.append(entry)
+        elif isinstance(entry, Rejection):
+            self.rejections.append(entry)
+        else:
+            self.transitions.append(entry)
+
+    def __len__(self) -> int:
+        return len(self.readings) + len(self.rejections) + len(self.transitions)
+
+
+@dataclass
+class BatchResult:
+    written: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    transitions: int = 0
+    new_channels: int = 0
+    committed_at: float = 0.0
+
+
+class _UuidBytesDumper(Dumper):
+    """16 raw bytes straight into a binary `uuid` COPY column (no UUID objects)."""
+
+    format = Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        return bytes(obj)
+
+
+_STAGE_COLUMNS = (
+    "channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, metadata"
+)
+_STAGE_TYPES = ["int4", "timestamptz", "float8", "text", "int2", "uuid", "timestamptz", "text"]
+
+
+def _dt(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class DatabaseSink:
+    """One PostgreSQL connection that writes batches. Not thread-safe: one writer thread."""
+
+    def __init__(self, url: str, *, source: str = "feed", connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.source = source
+        self.connect_timeout = connect_timeout
+        self.conn: psycopg.Connection[Any] | None = None
+        self.channels: dict[str, int] = {}
+        self.newest_ts: datetime | None = None
+        self.totals: dict[str, int] = {"written": 0, "duplicates": 0, "rejected": 0}
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _open(self) -> psycopg.Connection[Any]:
+        if self.conn is not None and not self.conn.closed:
+            return self.conn
+        try:
+            conn = connect(
+                self.url,
+                connect_timeout=max(1, int(self.connect_timeout)),
+                application_name=f"peebot-ingest-{self.source}",
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=3,
+                tcp_user_timeout=15000,
+            )
+        except DatabaseError as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        try:
+            uuid_oid = conn.adapters.types["uuid"].oid
+            dumper = type("UuidBytesDumper", (_UuidBytesDumper,), {"oid": uuid_oid})
+            conn.adapters.register_dumper(bytes, dumper)
+            conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS ingest_stage ({_stage_ddl()}) "
+                "ON COMMIT DELETE ROWS"
+            )
+            self.channels = dict(conn.execute("SELECT item_id, id FROM telemetry_channel"))
+            if self.newest_ts is None:
+                row = conn.execute(
+                    "SELECT last_processed_at FROM processor_state WHERE processor_name = %s",
+                    (WATERMARK,),
+                ).fetchone()
+                self.newest_ts = row[0] if row else None
+            conn.commit()
+        except psycopg.OperationalError as exc:
+            conn.close()
+            raise DatabaseUnavailable(_one_line(exc)) from exc
+        except psycopg.errors.UndefinedTable as exc:
+            conn.close()
+            raise DatabaseError(
+                "the database has no PeeBot schema; run `peebot db migrate` first"
+            ) from exc
+        self.conn = conn
+        return conn
+
+    def ping(self) -> None:
+        """Open the connection if needed; DatabaseUnavailable if it cannot be."""
+        self._open()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, batch: Batch) -> BatchResult:
+        """Write a batch in one transaction. DatabaseUnavailable leaves nothing written."""
+        conn = self._open()
+        try:
+            return self._write(conn, batch)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise DatabaseUnavailable(_one_line(exc)) from exc
+        except psycopg.Error as exc:
+            # The data itself was refused (should not happen after validation): record the
+            # readings as rejections rather than retrying a batch that can never succeed.
+            with _suppress_all():
+                conn.rollback()
+            log.error("database refused a batch (%s); recording it in rejected_update", exc)
+            return self._write_refused(conn, batch, _one_line(exc))
+
+    def _write(self, conn: psycopg.Connection[Any], batch: Batch) -> BatchResult:
+        result = BatchResult()
+        with conn.transaction():
+            cur = conn.cursor()
+            new_items = self._ensure_channels(cur, batch.readings)
+            result.new_channels = len(new_items)
+            if batch.readings:
+                result.written = self._copy_readings(cur, batch.readings, new_items)
+                result.duplicates = len(batch.readings) - result.written
+            if batch.rejections:
+                self._insert_rejections(cur, batch.rejections)
+                result.rejected = len(batch.rejections)
+            if batch.transitions:
+                cur.executemany(
+                    "INSERT INTO feed_status (kind, state, changed_at, feed_ts, detail) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    [
+                        (t.kind, clean_text(t.state), _dt(t.changed_at), t.feed_ts, Jsonb(t.detail))
+                        for t in batch.transitions
+                    ],
+                )
+                result.transitions = len(batch.transitions)
+            newest = max((r.ts for r in batch.readings), default=None)
+            newest_after: datetime | None
+            if newest is not None and (self.newest_ts is None or newest > self.newest_ts):
+                newest_after = newest
+            else:
+                newest_after = self.newest_ts
+            totals = {
+                "written": self.totals["written"] + result.written,
+                "duplicates": self.totals["duplicates"] + result.duplicates,
+                "rejected": self.totals["rejected"] + result.rejected,
+            }
+            cur.execute(
+                """
+                INSERT INTO processor_state (processor_name, last_processed_at, last_run_at, state_data)
+                VALUES (%s, %s, now(), %s)
+                ON CONFLICT (processor_name) DO UPDATE SET
+                    last_processed_at = GREATEST(processor_state.last_processed_at,
+                                                 EXCLUDED.last_processed_at),
+                    last_run_at = now(),
+                    state_data = processor_state.state_data || EXCLUDED.state_data
+                """,
+                (WATERMARK, newest_after, Jsonb({self.source: totals})),
+            )
+        result.committed_at = time.time()
+        # only after the commit: the cache and counters must never run ahead of the database
+        self.channels.update(new_items)
+        self.newest_ts = newest_after
+        self.totals = totals
+        return result
+
+    def _ensure_channels(self, cur: psycopg.Cursor[Any], readings: list[Reading]) -> dict[str, int]:
+        channels = self.channels
+        unknown = {r.item_id for r in readings if r.item_id not in channels}
+        if not unknown:
+            return {}
+        names = sorted(unknown)
+        cur.execute(
+            """
+            INSERT INTO telemetry_channel (item_id, description, is_active, in_catalog)
+            SELECT unnest(%s::text[]), 'first seen on the feed', false, false
+            ON CONFLICT (item_id) DO NOTHING
+            """,
+            (names,),
+        )
+        rows = cur.execute(
+            "SELECT item_id, id FROM telemetry_channel WHERE item_id = ANY(%s)", (names,)
+        ).fetchall()
+        for item_id, _ in rows:
+            log.info("new item %s added to telemetry_channel (not in the catalogue)", item_id)
+        return dict(rows)
+
+    def _copy_readings(
+        self, cur: psycopg.Cursor[Any], readings: list[Reading], new_items: dict[str, int]
+    ) -> int:
+        channels = self.channels if not new_items else {**self.channels, **new_items}
+        fromts = datetime.fromtimestamp
+        with cur.copy(f"COPY ingest_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_STAGE_TYPES)
+            write_row = copy.write_row
+            for r in readings:
+                write_row(
+                    (
+                        channels[r.item_id],
+                        r.ts,
+                        r.value,
+                        r.calibrated_data,
+                        r.status_class,
+                        r.event_id,
+                        fromts(r.received_at, UTC),
+                        r.metadata,
+                    )
+                )
+        cur.execute(
+            f"INSERT INTO telemetry_reading ({_STAGE_COLUMNS}) "
+            "SELECT channel_id, ts, value, calibrated_data, status_class, event_id, "
+            "ingested_at, metadata::jsonb FROM ingest_stage ON CONFLICT DO NOTHING"
+        )
+        return cur.rowcount
+
+    def _insert_rejections(self, cur: psycopg.Cursor[Any], rejections: list[Rejection]) -> None:
+        cur.executemany(
+            "INSERT INTO rejected_update (received_at, source, item_id, reason, raw_payload) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [
+                (
+                    _dt(x.received_at),
+                    x.source,
+                    x.item_id,
+                    clean_text(x.reason),
+                    Jsonb(x.raw_payload),
+                )
+                for x in rejections
+            ],
+        )
+
+    def _write_refused(
+        self, conn: psycopg.Connection[Any], batch: Batch, reason: str
+    ) -> BatchResult:
+        as_rejections = [
+            Rejection(
+                r.source,
+                r.item_id,
+                f"database refused the batch: {reason}",
+                reading_payload(r),
+                r.received_at,
+            )
+            for r in batch.readings
+        ]
+        refused = Batch([], batch.rejections + as_rejections, batch.transitions)
+        try:
+            return self._write(conn, refused)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise DatabaseUnavailable(_one_line(exc)) from exc
+
+
+def _stage_ddl() -> str:
+    return (
+        "channel_id integer, ts timestamptz, value double precision, calibrated_data text, "
+        "status_class smallint, event_id uuid, ingested_at timestamptz, metadata text"
+    )
+
+
+def reading_payload(r: Reading) -> dict[str, Any]:
+    return {
+        "item": r.item_id,
+        "ts": r.ts.isoformat(),
+        "value": r.value,
+        "status_class": r.status_class,
+        "calibrated_data": r.calibrated_data,
+        "metadata": r.metadata,
+    }
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+class _suppress_all:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- buffered writer
+
+
+@dataclass
+class WriterCounters:
+    written: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    transitions: int = 0
+    batches: int = 0
+    spilled: int = 0
+    journal_replayed: int = 0
+    outages: int = 0
+
+
+@dataclass
+class WriterConfig:
+    batch_rows: int = 5000
+    batch_seconds: float = 0.2
+    memory_rows: int = 50_000
+    retry_initial: float = 0.2
+    retry_max: float = 5.0
+
+
+class BufferedWriter:
+    """Batches entries, writes them, and rides out database outages.
+
+    Single-threaded: the daemon's writer thread (or the replay/inject command) calls
+    `add()` and `maybe_flush()`; `close()` writes everything or, if the database is still
+    away, leaves it in the journal for the next start."""
+
+    def __init__(
+        self,
+        sink: DatabaseSink,
+        journal: Journal,
+        config: WriterConfig | None = None,
+        *,
+        on_commit: Callable[[Batch, BatchResult], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sink = sink
+        self.journal = journal
+        self.config = config or WriterConfig()
+        self.on_commit = on_commit
+        self.clock = clock
+        self.pending: deque[Entry] = deque()
+        self.counters = WriterCounters()
+        self.db_up: bool | None = None
+        self.last_error = ""
+        self._oldest_at: float | None = None  # monotonic time the oldest pending entry arrived
+        self._next_try = 0.0
+        self._delay = self.config.retry_initial
+
+    # -- intake -----------------------------------------------------------------------------
+
+    def add(self, entry: Entry) -> None:
+        if not self.pending:
+            self._oldest_at = self.clock()
+        self.pending.append(entry)
+        if len(self.pending) > self.config.memory_rows:
+            self._spill()
+
+    def extend(self, entries: Iterable[Entry]) -> None:
+        for entry in entries:
+            self.add(entry)
+
+    @property
+    def backlog(self) -> int:
+        """Entries not yet in the database (memory + journal)."""
+        return len(self.pending) + self.journal.entries
+
+    # -- flushing ---------------------------------------------------------------------------
+
+    def due(self) -> bool:
+        if not self.pending and not self.journal.entries:
+            return False
+        if self.clock() < self._next_try:
+            return False
+        if self.journal.entries or len(self.pending) >= self.config.batch_rows:
+            return True
+        return self._oldest_at is not None and (
+            self.clock() - self._oldest_at >= self.config.batch_seconds
+        )
+
+    def seconds_until_due(self) -> float:
+        """How long the caller may block waiting for input before a flush is due."""
+        now = self.clock()
+        if now < self._next_try:
+            return self._next_try - now
+        if not self.pending and not self.journal.entries:
+            return self.config.batch_seconds
+        if self._oldest_at is None:
+            return 0.0
+        return max(0.0, self._oldest_at + self.config.batch_seconds - now)
+
+    def maybe_flush(self) -> bool:
+        """Write what is due; False if the database was unavailable."""
+        if not self.due():
+            return True
+        return self.flush(full=False)
+
+    def flush(self, full: bool = True) -> bool:
+        """Write the journal, then memory. `full=False` leaves a partial last batch in memory
+        unless it is old enough. False if the database was unavailable (nothing lost)."""
+        try:
+            while self.journal.entries:
+                segment = self.journal.oldest()
+                for chunk in self.journal.read(segment, self.config.batch_rows):
+                    self._write(chunk)
+                    self.counters.journal_replayed += len(chunk)
+                self.journal.remove(segment)
+            while self.pending:
+                if not full and len(self.pending) < self.config.batch_rows:
+                    age = self.clock() - (self._oldest_at or self.clock())
+                    if age < self.config.batch_seconds:
+                        break
+                n = min(len(self.pending), self.config.batch_rows)
+                chunk = [self.pending[i] for i in range(n)]
+                self._write(chunk)
+                for _ in range(n):
+                    self.pending.popleft()
+                self._oldest_at = self.clock() if self.pending else None
+        except DatabaseUnavailable as exc:
+            self._mark_down(str(exc))
+            return False
+        self._mark_up()
+        return True
+
+    def _write(self, entries: list[Entry]) -> None:
+        batch = Batch()
+        for entry in entries:
+            batch.add(entry)
+        result = self.sink.write(batch)
+        c = self.counters
+        c.written += result.written
+        c.duplicates += result.duplicates
+        c.rejected += result.rejected
+        c.transitions += result.transitions
+        c.batches += 1
+        if self.on_commit is not None:
+            self.on_commit(batch, result)
+
+    def _mark_down(self, reason: str) -> None:
+        now = self.clock()
+        if self.db_up is not False:
+            self.counters.outages += 1
+            log.warning(
+                "database unavailable, buffering (memory up to %d entries, then journal %s): %s",
+                self.config.memory_rows,
+                self.journal.directory,
+                reason,
+            )
+        self.db_up = False
+        self.last_error = reason
+        self._next_try = now + self._delay
+        self._delay = min(self._delay * 2, self.config.retry_max)
+
+    def _mark_up(self) -> None:
+        if self.db_up is False:
+            log.warning(
+                "database is back; backlog written (%d from the journal so far)",
+                self.counters.journal_replayed,
+            )
+        self.db_up = True
+        self.last_error = ""
+        self._next_try = 0.0
+        self._delay = self.config.retry_initial
+
+    def _spill(self) -> None:
+        """Move the oldest entries to the journal, down to half the memory bound."""
+        keep = self.config.memory_rows // 2
+        n = len(self.pending) - keep
+        chunk = [self.pending.popleft() for _ in range(n)]
+        self.journal.append(chunk)
+        self.counters.spilled += n
+        if self.counters.spilled == n:
+            log.warning(
+                "memory bound of %d entries reached; spilling to the journal in %s",
+                self.config.memory_rows,
+                self.journal.directory,
+            )
+
+    def close(self, *, timeout: float = 10.0) -> bool:
+        """Flush everything, retrying for up to `timeout` s; then whatever is left goes to
+        the journal (replayed on the next start). True when all of it is in the database."""
+        deadline = self.clock() + timeout
+        while True:
+            self._next_try = 0.0
+            if self.flush(full=True):
+                self.sink.close()
+                return True
+            if self.clock() >= deadline:
+                break
+            time.sleep(min(0.5, max(0.0, deadline - self.clock())))
+        if self.pending:
+            chunk = list(self.pending)
+            self.pending.clear()
+            self.journal.append(chunk)
+            self.counters.spilled += len(chunk)
+        log.warning(
+            "database still unavailable at exit: %d entries kept in the journal %s",
+            self.journal.entries,
+            self.journal.directory,
+        )
+        self.sink.close()
+        return False
+
+    def summary(self) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "written": c.written,
+            "duplicates": c.duplicates,
+            "rejected": c.rejected,
+            "pending": len(self.pending),
+            "journal": self.journal.entries,
+            "db": "up" if self.db_up else ("down" if self.db_up is False else "unknown"),
+        }
+
+
+def json_dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)

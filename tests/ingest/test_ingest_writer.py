@@ -1,0 +1,223 @@
+"""The batched writer against a real PostgreSQL: COPY + ON CONFLICT, unknown items,
+rejections, watermark, outages with the journal."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from peebot_ingest.journal import Journal, decode_entry, encode_entry
+from peebot_ingest.validate import Reading, Rejection, Validator, YearTracker
+from peebot_ingest.writer import (
+    Batch,
+    BufferedWriter,
+    DatabaseSink,
+    DatabaseUnavailable,
+    FeedTransition,
+    WriterConfig,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tcp_proxy import TcpProxy
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def _readings(n: int, item: str = "NODE3000005", start: datetime = T0) -> list[Reading]:
+    v = Validator(source="replay", clock_check=False)
+    out = []
+    for i in range(n):
+        r = v.reading(item, start + timedelta(seconds=i), float(i % 100), 24)
+        assert isinstance(r, Reading)
+        out.append(r)
+    return out
+
+
+def _rows(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT c.item_id, r.ts, r.value, r.status_class, r.event_id FROM telemetry_reading r "
+            "JOIN telemetry_channel c ON c.id = r.channel_id ORDER BY r.ts, c.item_id"
+        ).fetchall()
+
+
+def test_batch_is_written_once_and_duplicates_counted(db_url: str) -> None:
+    sink = DatabaseSink(db_url)
+    readings = _readings(500)
+    first = sink.write(Batch(readings=readings))
+    assert (first.written, first.duplicates) == (500, 0)
+    # the same batch again (a snapshot re-send, a replay): nothing new
+    again = sink.write(
+        Batch(readings=readings[:300] + _readings(10, start=T0 + timedelta(hours=1)))
+    )
+    assert (again.written, again.duplicates) == (10, 300)
+    # duplicates inside one batch
+    dup = _readings(5, start=T0 + timedelta(hours=2))
+    inner = sink.write(Batch(readings=dup + dup))
+    assert (inner.written, inner.duplicates) == (5, 5)
+    rows = _rows(db_url)
+    assert len(rows) == 515
+    assert rows[0][:4] == ("NODE3000005", T0, 0.0, 24)
+    assert rows[0][4] == readings[0].event_uuid
+    sink.close()
+
+
+def test_watermark_is_monotonic_and_counts_recorded(db_url: str) -> None:
+    sink = DatabaseSink(db_url, source="replay")
+    sink.write(Batch(readings=_readings(3, start=T0 + timedelta(days=1))))
+    sink.write(Batch(readings=_readings(3, start=T0)))  # older data must not move it back
+    with psycopg.connect(db_url) as conn:
+        last, state = conn.execute(
+            "SELECT last_processed_at, state_data FROM processor_state "
+            "WHERE processor_name = 'ingest'"
+        ).fetchone()
+    assert last == T0 + timedelta(days=1, seconds=2)
+    assert state["replay"]["written"] == 6
+    sink.close()
+
+
+def test_unknown_items_are_added_not_dropped(db_url: str) -> None:
+    sink = DatabaseSink(db_url)
+    result = sink.write(Batch(readings=_readings(2, item="NEWITEM_42")))
+    assert result.written == 2 and result.new_channels == 1
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT in_catalog, is_active FROM telemetry_channel WHERE item_id = 'NEWITEM_42'"
+        ).fetchone()
+        catalogued = conn.execute(
+            "SELECT count(*) FROM telemetry_channel WHERE in_catalog"
+        ).fetchone()[0]
+    assert row == (False, False)
+    assert catalogued == 337
+    assert [r[0] for r in _rows(db_url)] == ["NEWITEM_42", "NEWITEM_42"]
+
+
+def test_rejections_and_transitions_are_recorded(db_url: str) -> None:
+    v = Validator(clock_check=False)
+    bad = v.update("NODE3000005", {"TimeStamp": "x\x00y", "Value": "1"}, time.time())
+    assert isinstance(bad, Rejection)
+    sink = DatabaseSink(db_url)
+    t = FeedTransition("signal", "AOS", time.time(), T0, {"why": "Status.Class 24"})
+    result = sink.write(Batch(rejections=[bad], transitions=[t]))
+    assert (result.rejected, result.transitions) == (1, 1)
+    with psycopg.connect(db_url) as conn:
+        rej = conn.execute(
+            "SELECT source, item_id, reason, raw_payload FROM rejected_update"
+        ).fetchone()
+        fs = conn.execute("SELECT kind, state, feed_ts FROM feed_status").fetchone()
+    assert rej[0:2] == ("feed", "NODE3000005") and "TimeStamp" in rej[2]
+    assert rej[3]["fields"]["TimeStamp"] == "x\ufffdy"
+    assert fs == ("signal", "AOS", T0)
+
+
+def test_journal_round_trips_every_entry_kind(tmp_path: Path) -> None:
+    v = Validator(clock_check=False, years=YearTracker(2026))
+    reading = v.update(
+        "NODE3000005",
+        {
+            "TimeStamp": "1500.123456789",
+            "Value": "12.5",
+            "Status.Class": "24",
+            "Status.Color": "é|%",
+        },
+        1.5,
+    )
+    rejection = v.update("NODE3000005", {"TimeStamp": "1"}, 2.5)
+    transition = FeedTransition("connection", "CONNECTED:WS-STREAMING", 3.5, None, {"a": 1})
+    journal = Journal(tmp_path / "j")
+    path = journal.append([reading, rejection, transition])
+    assert journal.entries == 3
+    again = Journal(tmp_path / "j")  # a new process finds it
+    assert again.entries == 3
+    (chunk,) = list(again.read(path, 10))
+    assert chunk == [reading, rejection, transition]
+    assert decode_entry(encode_entry(reading)) == reading
+    path.write_text(path.read_text() + "{broken\n")
+    third = Journal(tmp_path / "j")
+    (chunk,) = list(third.read(path, 10))
+    assert isinstance(chunk[-1], Rejection) and "unreadable journal line" in chunk[-1].reason
+
+
+def test_outage_spills_to_journal_and_everything_lands_once(db_url: str, tmp_path: Path) -> None:
+    proxy = TcpProxy.for_database(db_url)
+    try:
+        url = proxy.url_for(db_url)
+        journal = Journal(tmp_path / "journal")
+        writer = BufferedWriter(
+            DatabaseSink(url, connect_timeout=2),
+            journal,
+            WriterConfig(
+                batch_rows=100,
+                batch_seconds=0.01,
+                memory_rows=250,
+                retry_initial=0.05,
+                retry_max=0.2,
+            ),
+        )
+        readings = _readings(2000)
+        writer.extend(readings[:300])
+        assert writer.flush()
+        proxy.refuse()  # the database goes away mid-stream
+        for r in readings[300:1500]:
+            writer.add(r)
+            writer.maybe_flush()
+        assert writer.db_up is False and writer.counters.outages == 1
+        assert writer.counters.spilled > 0 and journal.entries > 0
+        assert len(writer.pending) <= 250
+        proxy.resume()
+        writer.extend(readings[1500:])
+        deadline = time.monotonic() + 20
+        while writer.backlog and time.monotonic() < deadline:
+            writer.maybe_flush()
+            time.sleep(0.01)
+        assert writer.close()
+        assert writer.db_up is True
+        assert not list((tmp_path / "journal").glob("*.jsonl"))
+    finally:
+        proxy.close()
+    rows = _rows(db_url)
+    assert len(rows) == 2000
+    assert sorted(r[4] for r in rows) == sorted(r.event_uuid for r in readings)
+    assert writer.counters.written == 2000 and writer.counters.duplicates == 0
+
+
+def test_close_with_database_away_keeps_entries_for_next_start(db_url: str, tmp_path: Path) -> None:
+    proxy = TcpProxy.for_database(db_url)
+    url = proxy.url_for(db_url)
+    proxy.refuse()
+    journal_dir = tmp_path / "journal"
+    writer = BufferedWriter(
+        DatabaseSink(url, connect_timeout=1), Journal(journal_dir), WriterConfig(memory_rows=1000)
+    )
+    writer.extend(_readings(50))
+    assert writer.close(timeout=0.5) is False
+    assert Journal(journal_dir).entries == 50
+    proxy.close()
+    # the next run (database back) writes the journal first
+    nxt = BufferedWriter(DatabaseSink(db_url), Journal(journal_dir))
+    assert nxt.backlog == 50
+    assert nxt.close()
+    assert len(_rows(db_url)) == 50
+
+
+def test_unreachable_database_raises_unavailable() -> None:
+    sink = DatabaseSink("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1)
+    with pytest.raises(DatabaseUnavailable):
+        sink.write(Batch(readings=_readings(1)))
+
+
+def test_uuid_column_holds_the_same_uuid(db_url: str) -> None:
+    sink = DatabaseSink(db_url)
+    r = _readings(1)[0]
+    sink.write(Batch(readings=[r]))
+    with psycopg.connect(db_url) as conn:
+        got = conn.execute("SELECT event_id, metadata FROM telemetry_reading").fetchone()
+    assert got[0] == uuid.UUID(bytes=r.event_id)
+    assert got[1] is None or json.dumps(got[1])
