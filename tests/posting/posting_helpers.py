@@ -58,3 +58,49 @@ def posts(conn: psycopg.Connection[Any], backend: str | None = None) -> list[dic
         else:
             cur.execute("SELECT * FROM social_post ORDER BY id")
         return cur.fetchall()
+
+
+class Clock:
+    """A settable clock for the posting runner."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+def run_once(
+    conn: psycopg.Connection[Any],
+    backends: dict[str, Any],
+    clock: Clock,
+    **kwargs: Any,
+) -> Any:
+    from peebot_dagster.posting import outbox, policy
+
+    settings = kwargs.pop("settings", None) or policy.PostingSettings(backends=tuple(backends))
+    return outbox.run_outbox(
+        conn, backends, settings=settings, clock=clock, lock_wait_s=2, **kwargs
+    )
+
+
+def enqueue(conn: psycopg.Connection[Any], ids: list[int], *backends: str) -> int:
+    from peebot_dagster.posting import outbox, policy
+
+    n = outbox.enqueue_posts(conn, ids, settings=policy.PostingSettings(backends=backends))
+    conn.commit()
+    return n
+
+
+def fake_jwt(did: str, exp: int) -> str:
+    """An unsigned JWT with `sub` and `exp` (mocked Bluesky sessions)."""
+    import base64
+
+    def b64(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'sub': did, 'exp': exp})}.sig"

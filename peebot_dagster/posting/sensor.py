@@ -1,0 +1,91 @@
+"""The posting sensor: launch `post_events_job` when something in the outbox is due.
+
+`run_key` is a digest of the due rows' (id, status, attempts, not_before): the same batch can
+never launch twice, while a row that changed (deferred, retried, reconciled) makes a new batch.
+No launch while a posting run is queued or in progress (it would find the other run's rows).
+"""
+
+import hashlib
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import psycopg
+
+from peebot_dagster.posting import policy as pol
+from peebot_dagster.posting.job import post_events_job
+from peebot_dagster.resources import PostgresResource
+
+ACTIVE_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def due_batch(
+    conn: psycopg.Connection[Any], backends: Sequence[str], now: datetime
+) -> list[tuple[int, str, str, int, datetime | None]]:
+    """(id, backend, status, attempts, not_before) of every row a run would act on now."""
+    rows = conn.execute(
+        """
+        SELECT id, backend, status, attempts, not_before FROM social_post
+         WHERE backend = ANY(%(backends)s) AND (
+               (status = 'pending' AND (not_before IS NULL OR not_before <= %(now)s))
+            OR (status = 'failed' AND not_before IS NOT NULL AND not_before <= %(now)s)
+            OR status = 'sending')
+         ORDER BY id
+        """,
+        {"backends": list(backends), "now": now},
+    ).fetchall()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def batch_run_key(batch: Sequence[tuple[Any, ...]]) -> str:
+    text = ";".join(f"{i}:{b}:{s}:{a}:{nb.isoformat() if nb else '-'}" for i, b, s, a, nb in batch)
+    return "posts-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _active_runs(context: dg.SensorEvaluationContext) -> int:
+    try:
+        instance = context.instance
+    except Exception:  # a bare test context without an instance
+        return 0
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(job_name=post_events_job.name, statuses=ACTIVE_STATUSES), limit=1
+    )
+    return len(runs)
+
+
+@dg.sensor(
+    job=post_events_job,
+    minimum_interval_seconds=int(os.environ.get("PEEBOT_POST_SENSOR_INTERVAL_S", "30") or 30),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launch post_events_job when outbox rows are pending and due.",
+)
+def posting_sensor(
+    context: dg.SensorEvaluationContext, db: PostgresResource
+) -> dg.RunRequest | dg.SkipReason:
+    try:
+        settings = pol.PostingSettings.from_env()
+    except pol.SettingsError as exc:
+        return dg.SkipReason(f"posting is misconfigured: {exc}")
+    if _active_runs(context):
+        return dg.SkipReason("a posting run is already queued or in progress")
+    now = datetime.now(UTC)
+    with db.connect() as conn:
+        batch = due_batch(conn, settings.backends, now)
+    if not batch:
+        return dg.SkipReason(f"nothing pending and due for {', '.join(settings.backends)}")
+    ids = [str(r[0]) for r in batch]
+    return dg.RunRequest(
+        run_key=batch_run_key(batch),
+        tags={
+            "peebot/kind": "posting",
+            "peebot/posts": ",".join(ids[:40]) + (",..." if len(ids) > 40 else ""),
+        },
+    )
