@@ -202,8 +202,11 @@ class RecordingFeed:
     """Replays readings `(item_id, utc datetime, value_str)` (sorted by time) at `speed`.
 
     TimeStamps are the recorded times. Unless the recording has `TIME_000001`, a time tick with
-    Status.Class 24 is added every `time_tick_s` of recorded time, so a client sees signal.
+    Status.Class 24 is added every `time_tick_s` of recorded time (at most 50 per wall second
+    at high speed), so a client sees signal.
     `finished` (a threading.Event) is set when the recording is over (the server keeps running)."""
+
+    MAX_TICKS_PER_S = 50.0
 
     def __init__(
         self,
@@ -218,7 +221,11 @@ class RecordingFeed:
         self.speed = float(speed)
         self.tick_s = tick_s
         recorded = {r[0] for r in self.readings}
-        self.time_tick_s = None if TIME_ITEM in recorded else time_tick_s
+        # At most MAX_TICKS_PER_S time ticks per wall second, so a fast replay is not all ticks.
+        if TIME_ITEM in recorded or not time_tick_s:
+            self.time_tick_s: float | None = None
+        else:
+            self.time_tick_s = max(time_tick_s, self.speed / self.MAX_TICKS_PER_S)
         self._items = set(catalog_items() if items is None else items) | recorded
         self.sent = 0
         self.finished = threading.Event()

@@ -112,8 +112,8 @@ class SimConfig:
     drain_s_per_pct: tuple[float, float] = (240.0, 300.0)
     upa_low_pct: float = 5.0
     upa_resume_pct: float = 40.0
-    tank_noise_pct: float = 0.12  # sensor noise s.d. while the processor runs
-    tank_noise_tau_s: float = 3.0
+    tank_noise_pct: float = 0.08  # sensor noise s.d. while the processor runs
+    tank_noise_tau_s: float = 4.0
     sleep_utc_hours: tuple[float, float] = (21.5, 6.0)  # crew sleep (GMT on the ISS)
     analog_interval_scale: float = 1.0  # >1 thins the non-essential analog channels
     time_tick_s: float = 1.0  # TIME_000001 update period
@@ -215,6 +215,28 @@ def _parse_at(text: str) -> timedelta | datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def _parse_event_text(text: str) -> ScenarioEvent:
+    kind, sep, rest = text.strip().partition("@")
+    if not sep or not kind.isalpha():
+        raise ValueError(f"bad scenario event {text!r} (use e.g. use@+60s:3)")
+    rest, slash, duration = rest.partition("/")
+    amount: float | None = None
+    try:
+        at = _parse_at(rest)
+    except ValueError:
+        head, colon, tail = rest.rpartition(":")
+        if not colon:
+            raise ValueError(f"bad scenario time in {text!r}") from None
+        try:
+            amount = float(tail)
+            at = _parse_at(head)
+        except ValueError:
+            raise ValueError(f"bad scenario time or amount in {text!r}") from None
+    return ScenarioEvent(
+        kind=kind, at=at, amount=amount, duration=_parse_duration(duration) if slash else None
+    )
+
+
 def parse_scenario(spec: str | Path | Iterable[Any]) -> list[ScenarioEvent]:
     """`"use@+60s,use@+3m:3.5,transfer@+10m:45,los@+1h/10m"`, a JSON file of
     `[{"kind": "use", "at": "+60s", "amount": 3}, ...]`, or a list of those dicts/strings.
@@ -244,19 +266,7 @@ def parse_scenario(spec: str | Path | Iterable[Any]) -> list[ScenarioEvent]:
                 )
             )
         else:
-            m = re.match(
-                r"^\s*(\w+)@([^:/]+?(?::\d\d(?::\d\d)?[^:/]*)?)(?::([\d.]+))?(?:/(.+))?\s*$", part
-            )
-            if not m:
-                raise ValueError(f"bad scenario event {part!r} (use e.g. use@+60s:3)")
-            events.append(
-                ScenarioEvent(
-                    kind=m.group(1),
-                    at=_parse_at(m.group(2)),
-                    amount=float(m.group(3)) if m.group(3) else None,
-                    duration=_parse_duration(m.group(4)) if m.group(4) else None,
-                )
-            )
+            events.append(_parse_event_text(str(part)))
     for ev in events:
         if ev.kind not in ("use", "transfer", "los"):
             raise ValueError(f"unknown scenario event kind {ev.kind!r} (use, transfer, los)")
@@ -598,7 +608,7 @@ class TelemetryModel:
         self.active_left = 0.0
         self.pending: list[_Pending] = []
         self.event_days = 0
-        self.los_level: dict[int, float] = {}
+        self.open_los: dict[int, TruthEvent] = {}
         scenario_rng = _rng(self.seed, _S_SCENARIO)
         for ev in self.scenario:
             offset = int((ev.time(self.start) - self.start).total_seconds())
@@ -842,23 +852,21 @@ class TelemetryModel:
         a = math.exp(-1.0 / cfg.tank_noise_tau_s)
         b = math.sqrt(1 - a * a) * cfg.tank_noise_pct * cfg.noise
         upa_by_second = bytearray(b1 - b0)
-        los_starts = {s for s, _ in self._los if b0 <= s < b1}
+        los_starts = {s: e for s, e in self._los if b0 <= s < b1}
         los_ends = {e: s for s, e in self._los if b0 <= e < b1}
         pending = self.pending
         for j in range(b1 - b0):
             t = b0 + j
             if t in los_starts:
-                self.los_level[t] = self.level
-            if t in los_ends:
-                s = los_ends[t]
-                self._record(
-                    "los",
-                    s,
-                    t,
-                    self.los_level.pop(s, self.level),
-                    self.level,
-                    {"seconds": t - s},
+                # recorded when it begins; level_after is filled in when the signal returns
+                e = los_starts[t]
+                self.open_los[t] = self._record(
+                    "los", t, e, self.level, self.level, {"seconds": e - t}
                 )
+            if t in los_ends:
+                los_event = self.open_los.pop(los_ends[t], None)
+                if los_event is not None:
+                    los_event.level_after = self.level
             # start the next queued event when the toilet/transfer line is free
             if self.active is None and pending and pending[0].t <= t:
                 ev = heapq.heappop(pending)
@@ -944,17 +952,17 @@ class TelemetryModel:
 
     def _record(
         self, kind: str, s: int, e: int, before: float, after: float, meta: dict[str, Any]
-    ) -> None:
-        self._truth.append(
-            TruthEvent(
-                kind,
-                self.start + timedelta(seconds=s),
-                self.start + timedelta(seconds=e),
-                before,
-                after,
-                meta,
-            )
+    ) -> TruthEvent:
+        event = TruthEvent(
+            kind,
+            self.start + timedelta(seconds=s),
+            self.start + timedelta(seconds=e),
+            before,
+            after,
+            meta,
         )
+        self._truth.append(event)
+        return event
 
     def _block_water(self, k: int, b0: int, b1: int, upa: bytearray, out: list[Any]) -> None:
         noise = self.config.noise
