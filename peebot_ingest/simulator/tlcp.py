@@ -565,9 +565,11 @@ class TlcpServer:
             return web.Response(text=found + "\r\n", content_type="text/plain")
         session = found
         if params.get("LS_polling") == "true":
-            # Create (or poll) over HTTP: CONOK, then LOOP so the client binds a stream.
-            text = "\r\n".join([self.conok(session), "LOOP,0"]) + "\r\n"
-            return web.Response(text=text, content_type="text/plain")
+            if kind == "create_session":
+                # Create over HTTP: CONOK, then LOOP so the client binds a stream (or polls).
+                text = "\r\n".join([self.conok(session), "LOOP,0"]) + "\r\n"
+                return web.Response(text=text, content_type="text/plain")
+            return web.Response(text=await self._poll(session, params), content_type="text/plain")
         resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await resp.prepare(request)
         try:
@@ -582,6 +584,25 @@ class TlcpServer:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await resp.write_eof()
         return resp
+
+    async def _poll(self, session: Session, params: Mapping[str, str]) -> str:
+        """One HTTP poll: CONOK, what is queued (waiting up to LS_idle_millis for something),
+        then LOOP. Answering at once with nothing would make the client busy-poll."""
+        try:
+            idle_s = min(int(params.get("LS_idle_millis", "0")), 30_000) / 1000.0
+        except ValueError:
+            idle_s = 0.0
+        if not session._out and idle_s > 0:
+            session._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session._wake.wait(), idle_s)
+        lines, session._out = session._out, []
+        records, session._log = session._log, []
+        if records:
+            self.log_sent(records)
+        session.unbound_since = time.monotonic()
+        polling_ms = params.get("LS_polling_millis", "0")
+        return "".join(f"{ln}\r\n" for ln in [self.conok(session), *lines, f"LOOP,{polling_ms}"])
 
     async def _http_control(self, request: web.Request, lines: list[str]) -> web.StreamResponse:
         answers = []

@@ -107,7 +107,7 @@ def test_snapshot_updates_and_unchanged_fields(transport: str, tmp_path) -> None
     assert [r["snapshot"] for r in rows if r["item"] == "NODE3000005"] == [True, False, False]
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", [*TRANSPORTS, "HTTP-POLLING"])
 def test_awkward_values_round_trip(transport: str) -> None:
     feed = ScriptedFeed(items=["ODD1"])
     with run_server_in_thread(feed) as srv:
@@ -180,3 +180,22 @@ def test_unsubscribe_stops_updates() -> None:
             assert [u["fields"]["Value"] for u in listener.updates] == ["1"]
         finally:
             client.disconnect()
+
+
+def test_http_stream_rebinds_when_content_length_is_used_up() -> None:
+    feed = ScriptedFeed(items=["A"])
+    with run_server_in_thread(feed) as srv:
+        client = make_test_client(srv.url, transport="HTTP-STREAMING")
+        client.connectionOptions.setContentLength(4000)  # a LOOP every ~150 updates
+        _, listener = subscribe(client, ["A"], fields=["Value"])
+        client.connect()
+        try:
+            listener.wait_for(lambda li: li.subscribed)
+            for i in range(600):
+                feed.publish("A", {"Value": f"value-{i:04d}"})
+                if i % 50 == 0:
+                    time.sleep(0.02)
+            listener.wait_for(lambda li: len(li.updates) >= 600, timeout=20)
+        finally:
+            client.disconnect()
+    assert listener.values("A") == [f"value-{i:04d}" for i in range(600)]
