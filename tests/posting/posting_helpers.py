@@ -83,9 +83,8 @@ def run_once(
     from peebot_dagster.posting import outbox, policy
 
     settings = kwargs.pop("settings", None) or policy.PostingSettings(backends=tuple(backends))
-    return outbox.run_outbox(
-        conn, backends, settings=settings, clock=clock, lock_wait_s=2, **kwargs
-    )
+    kwargs.setdefault("lock_wait_s", 2)
+    return outbox.run_outbox(conn, backends, settings=settings, clock=clock, **kwargs)
 
 
 def enqueue(conn: psycopg.Connection[Any], ids: list[int], *backends: str) -> int:
@@ -103,4 +102,7 @@ def fake_jwt(did: str, exp: int) -> str:
     def b64(obj: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
-    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'sub': did, 'exp': exp})}.sig"
+    import uuid
+
+    payload = {"sub": did, "exp": exp, "jti": uuid.uuid4().hex}
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(payload)}.sig"
