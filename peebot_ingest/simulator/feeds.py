@@ -102,6 +102,30 @@ class ScriptedFeed:
         loop.call_soon_threadsafe(_do)
         done.result(timeout=10)
 
+    def publish_many(
+        self, updates: Iterable[tuple[str, Mapping[str, FieldValue]]], *, wait: bool = False
+    ) -> None:
+        """Several updates in order, handed to the server's loop in one go (faster)."""
+        batch = [(item, dict(fields)) for item, fields in updates]
+        with self._lock:
+            for item, _ in batch:
+                self._items.add(item)
+            self.published += len(batch)
+            loop, publish = self._loop, self._publish
+            if loop is None or publish is None:
+                self._pending.extend(batch)
+                return
+        done: Future[None] = Future()
+
+        def _do() -> None:
+            for item, fields in batch:
+                publish(item, fields)
+            done.set_result(None)
+
+        loop.call_soon_threadsafe(_do)
+        if wait:
+            done.result(timeout=30)
+
     def publish_value(
         self,
         item: str,
@@ -141,9 +165,9 @@ class ModelFeed:
         budget = max_rate - probe.nominal_rate(essential=True) * self.speed
         thinnable = probe.nominal_rate(essential=False) * self.speed
         # essentially no analog noise when the essentials alone use the whole budget
-        scale = 1e6 if budget <= thinnable * 0.01 else max(1.0, thinnable / budget)
-        if scale > 1.0 or config.analog_interval_scale != 1.0:
-            config.analog_interval_scale = max(scale, config.analog_interval_scale)
+        factor = 1e6 if budget <= thinnable * 0.01 else max(1.0, thinnable / budget)
+        if factor > 1.0:
+            config.analog_interval_scale *= factor  # note: changes the caller's config
             self.model = TelemetryModel(config)
         else:
             self.model = probe

@@ -115,7 +115,9 @@ class SimConfig:
     tank_noise_pct: float = 0.08  # sensor noise s.d. while the processor runs
     tank_noise_tau_s: float = 4.0
     sleep_utc_hours: tuple[float, float] = (21.5, 6.0)  # crew sleep (GMT on the ISS)
-    analog_interval_scale: float = 1.0  # >1 thins the non-essential analog channels
+    # sample interval multiplier of the non-essential analog channels: >1 thins them (used at
+    # high speed), <1 makes the feed busier (about 5 updates/s at 1, 80/s at 0.05)
+    analog_interval_scale: float = 1.0
     time_tick_s: float = 1.0  # TIME_000001 update period
     items: Collection[str] | None = None  # emit only these items (None: all 337)
 
@@ -551,7 +553,7 @@ class TelemetryModel:
             prof = self.profiles[item]
             if essential is not None and prof.essential != essential:
                 continue
-            _lo, hi = self.expected_daily_updates(item, scale=1.0)
+            _lo, hi = self.expected_daily_updates(item)
             total += hi / DAY_S
         return total
 
@@ -1027,7 +1029,7 @@ class TelemetryModel:
         return np.round(v * 10**prof.decimals).astype(np.int64)
 
     def _block_sampled(self, k: int, b0: int, b1: int, out: list[Any]) -> None:
-        scale = max(1.0, self.config.analog_interval_scale)
+        scale = max(0.01, self.config.analog_interval_scale)
         emit = self.emit_items
         for item, prof in self.profiles.items():
             if prof.kind not in ("wave", "wrap", "clock"):

@@ -199,3 +199,50 @@ def test_http_stream_rebinds_when_content_length_is_used_up() -> None:
         finally:
             client.disconnect()
     assert listener.values("A") == [f"value-{i:04d}" for i in range(600)]
+
+
+def _post(url: str, path: str, body: str) -> str:
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{url}/lightstreamer/{path}?LS_protocol=TLCP-2.5.0",
+        data=body.encode(),
+        headers={"Content-Type": "text/plain; charset=utf-8"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.read().decode()
+
+
+def test_raw_http_create_recovery_and_errors() -> None:
+    feed = ScriptedFeed(items=["A"])
+    with run_server_in_thread(feed, keepalive_ms=1500) as srv:
+        created = _post(
+            srv.url,
+            "create_session.txt",
+            "LS_polling=true&LS_polling_millis=0&LS_idle_millis=0&LS_adapter_set=ISSLIVE&LS_cid=x",
+        )
+        lines = created.split("\r\n")
+        assert lines[0].startswith("CONOK,") and lines[0].endswith(",50000,1500,*")
+        assert lines[1] == "LOOP,0"
+        sid = lines[0].split(",")[1]
+        # a recovery request is refused with CONERR,4 (the client then makes a new session)
+        recovery = _post(srv.url, "bind_session.txt", f"LS_session={sid}&LS_recovery_from=4")
+        assert recovery.startswith("CONERR,4,")
+        assert _post(srv.url, "bind_session.txt", "LS_session=nope").startswith("CONERR,20,")
+        refused = _post(srv.url, "create_session.txt", "LS_polling=true&LS_adapter_set=OTHER")
+        assert refused.startswith("CONERR,2,")
+        control = _post(
+            srv.url,
+            "control.txt",
+            f"LS_reqId=1&LS_op=add&LS_subId=1&LS_mode=MERGE&LS_group=A&LS_schema=Value"
+            f"&LS_session={sid}\r\n"
+            f"LS_reqId=2&LS_op=add&LS_subId=2&LS_mode=MERGE&LS_group=B&LS_schema=Value"
+            f"&LS_session={sid}\r\n"
+            f"LS_reqId=3&LS_op=add&LS_subId=3&LS_mode=DISTINCT&LS_group=A&LS_schema=Value"
+            f"&LS_session={sid}",
+        )
+        assert control.split("\r\n")[:3] == [
+            "REQOK,1",
+            "REQERR,2,21,Bad Item name: B",
+            "REQERR,3,24,Only MERGE mode is supported",
+        ]
