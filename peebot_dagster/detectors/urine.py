@@ -13,7 +13,9 @@ sees it with the processor's look-back/look-ahead):
    The first reading of the frame is the carried-forward value: it is never a change.
 2. A reading is a *new high* when it is above the previous reading and above every reading
    of the last `max_step_gap_s`. Flips between v and v+1 make a new high only when v+1 has
-   been absent that long. New highs less than `max_step_gap_s` apart form a *climb*.
+   been absent that long. New highs less than `max_step_gap_s` apart form a *climb*; a
+   climb is cut at a pause longer than `split_gap_s` once the part before it rose
+   `min_rise_pct` (two uses in a row are two events).
 3. The climb starts after the last reading at its lowest level (a new high that fell back
    was a flip), walked back over an immediately preceding quick increasing run (a use that
    begins with what looked like a flip). base = the value before the start,
@@ -48,7 +50,7 @@ from peebot_dagster.detectors.base import (
     step_mean,
     value_at,
 )
-from peebot_dagster.detectors.signal import SIGNAL_ITEM, SignalParams, los_intervals
+from peebot_dagster.detectors.signal import SIGNAL_ITEM, LosInterval, SignalParams, los_intervals
 
 TANK_ITEM = "NODE3000005"
 UPA_ITEM = "NODE3000004"
@@ -66,6 +68,10 @@ class UrineParams:
     # New highs closer than this form one climb. Uses step every ~5 s, transfers every
     # 3-4 s; the slow 2023 use (02:10) had 36 s and 53 s between steps.
     max_step_gap_s: float = 60.0
+    # A pause longer than this between steps ends a climb once the part before it rose
+    # min_rise_pct: uses step every 4.5-5.5 s, so two uses 40 s apart are two events, while
+    # the slow 2023 use (+1 steps 36 s and 53 s apart) stays one.
+    split_gap_s: float = 20.0
     # Walk the start back over a preceding increasing run with steps at most this far apart
     # (a use climbs ~1 % / 5 s, so 20 s is four use steps).
     walkback_step_s: float = 20.0
@@ -120,14 +126,8 @@ def find_climbs(secs: np.ndarray, vals: np.ndarray, p: UrineParams) -> list[Clim
         if recent.size == 0 or vals[i] > recent.max():
             highs.append(i)
     climbs: list[Climb] = []
-    k = 0
-    while k < len(highs):
-        first = highs[k]
-        last = first
-        while k + 1 < len(highs) and secs[highs[k + 1]] - secs[last] <= p.max_step_gap_s:
-            k += 1
-            last = highs[k]
-        k += 1
+    for group in _split_chain(_chains(highs, secs, p.max_step_gap_s), secs, vals, p):
+        first, last = group[0], group[-1]
         # a new high that fell back to the level it rose from was a flip: the rise starts
         # after the last reading at the lowest level seen since just before the climb
         seg = vals[first - 1 : last + 1]
@@ -141,10 +141,67 @@ def find_climbs(secs: np.ndarray, vals: np.ndarray, p: UrineParams) -> list[Clim
     return climbs
 
 
+def _chains(highs: list[int], secs: np.ndarray, gap_s: float) -> list[list[int]]:
+    """New highs grouped into chains whose links are at most gap_s apart."""
+    chains: list[list[int]] = []
+    for h in highs:
+        if chains and secs[h] - secs[chains[-1][-1]] <= gap_s:
+            chains[-1].append(h)
+        else:
+            chains.append([h])
+    return chains
+
+
+def _split_chain(
+    chains: list[list[int]], secs: np.ndarray, vals: np.ndarray, p: UrineParams
+) -> list[list[int]]:
+    """Cut chains at pauses longer than split_gap_s, but only where the part before the
+    pause already rose min_rise_pct (leftovers join the previous part)."""
+    out: list[list[int]] = []
+    for chain in chains:
+        parts: list[list[int]] = [[chain[0]]]
+        for h in chain[1:]:
+            if secs[h] - secs[parts[-1][-1]] > p.split_gap_s:
+                parts.append([h])
+            else:
+                parts[-1].append(h)
+        groups: list[list[int]] = []
+        current: list[int] = []
+        for part in parts:
+            current += part
+            if vals[current[-1]] - vals[current[0] - 1] >= p.min_rise_pct:
+                groups.append(current)
+                current = []
+        if current:
+            if groups:
+                groups[-1] += current
+            else:
+                groups.append(current)
+        out += groups
+    return out
+
+
 def _upa_state_at(frame: pd.DataFrame, t: float) -> int | None:
     secs, vals = item_series(frame, UPA_ITEM)
     v = value_at(secs, vals, t)
     return None if math.isnan(v) else int(v)
+
+
+def _signal_lost_after(
+    frame: pd.DataFrame, los: list[LosInterval], t: float, p: UrineParams
+) -> bool:
+    """Whether the signal was lost (LOS, or a heartbeat gap) within max_step_gap_s after t."""
+    hi = t + p.max_step_gap_s
+    if any(t <= iv.start <= hi for iv in los):
+        return True
+    secs, _ = item_series(frame, SIGNAL_ITEM)
+    if secs.size < 2:
+        return False
+    # heartbeat silences that begin between just before t and hi
+    i = int(np.searchsorted(secs, t - p.heartbeat_gap_s, side="left"))
+    j = int(np.searchsorted(secs, hi, side="right"))
+    gaps = np.diff(secs[i : j + 1])
+    return bool(gaps.size and gaps.max() > p.silence_s)
 
 
 def _heartbeat_gaps(frame: pd.DataFrame, lo: float, hi: float, gap_s: float) -> float:
@@ -170,8 +227,22 @@ def detect_urine(
         hz = max(hz, float(raw_t[-1]))
     los = los_intervals(frame, SignalParams(stale_after_s=p.heartbeat_gap_s), None)
     events: list[Event] = []
+    previous: tuple[Climb, Event | None] | None = None
     for c in find_climbs(secs, vals, p):
+        prior, previous = previous, (c, None)
         if c.peak_value - c.base < p.min_rise_pct:
+            continue
+        silence_before = float(secs[c.start] - secs[c.start - 1])
+        if (
+            prior is not None
+            and prior[0].peak == c.start - 1
+            and _signal_lost_after(frame, los, float(secs[c.start - 1]), p)
+        ):
+            # the signal was lost while the previous climb was still rising: this is its
+            # unseen remainder, not a new event
+            if prior[1] is not None:
+                prior[1].metadata["flags"].append("continued_across_silence")
+                prior[1].metadata["level_after_silence"] = c.peak_value
             continue
         t0, t1 = float(secs[c.start]), float(secs[c.peak])
         before, sd_before, cov_before = step_mean(secs, vals, t0 - p.baseline_window_s, t0)
@@ -190,7 +261,6 @@ def detect_urine(
             continue
 
         flags: list[str] = []
-        silence_before = t0 - float(secs[c.start - 1])
         first_step = float(vals[c.start] - vals[c.start - 1])
         if silence_before > p.silence_s and first_step >= p.min_rise_pct:
             flags.append("rise_across_silence")
@@ -219,34 +289,34 @@ def detect_urine(
                 confidence *= factor
         kind = "bulk_transfer" if settled > p.max_use_rise_pct else "urination"
         used = int(np.count_nonzero((raw_t >= t0 - p.baseline_window_s) & (raw_t < hold_end)))
-        events.append(
-            Event(
-                event_type=kind,
-                processor=PROCESSOR_NAME,
-                item_id=TANK_ITEM,
-                start=from_epoch_seconds(t0),
-                end=from_epoch_seconds(t1),
-                confidence=min(max(confidence, 0.0), 1.0),
-                metadata={
-                    "level_before": round(before, 2),
-                    "level_after": round(after, 2),
-                    "delta": round(settled, 2),
-                    "step_before": c.base,
-                    "step_peak": c.peak_value,
-                    "step_delta": c.peak_value - c.base,
-                    "volume_ml": round(settled * p.ml_per_pct),
-                    "duration_s": round(t1 - t0, 1),
-                    "rate_s_per_pct": round((t1 - t0) / max(c.peak_value - c.base, 1.0), 1),
-                    "noise_sd": round(noise, 3),
-                    "drain_correction": round(drain, 2),
-                    "upa_state": upa,
-                    "silence_before_s": round(silence_before, 1),
-                    "max_heartbeat_gap_s": round(gap, 1),
-                    "readings_used": used,
-                    "flags": flags,
-                },
-            )
+        event = Event(
+            event_type=kind,
+            processor=PROCESSOR_NAME,
+            item_id=TANK_ITEM,
+            start=from_epoch_seconds(t0),
+            end=from_epoch_seconds(t1),
+            confidence=min(max(confidence, 0.0), 1.0),
+            metadata={
+                "level_before": round(before, 2),
+                "level_after": round(after, 2),
+                "delta": round(settled, 2),
+                "step_before": c.base,
+                "step_peak": c.peak_value,
+                "step_delta": c.peak_value - c.base,
+                "volume_ml": round(settled * p.ml_per_pct),
+                "duration_s": round(t1 - t0, 1),
+                "rate_s_per_pct": round((t1 - t0) / max(c.peak_value - c.base, 1.0), 1),
+                "noise_sd": round(noise, 3),
+                "drain_correction": round(drain, 2),
+                "upa_state": upa,
+                "silence_before_s": round(silence_before, 1),
+                "max_heartbeat_gap_s": round(gap, 1),
+                "readings_used": used,
+                "flags": flags,
+            },
         )
+        events.append(event)
+        previous = (c, event)
     return events
 
 
@@ -255,9 +325,10 @@ URINE_TANK = Processor(
     items=(TANK_ITEM, UPA_ITEM, SIGNAL_ITEM),
     event_types=("urination", "bulk_transfer"),
     # A start is decided from new highs up to 2 x max_step_gap back, the walk-back and the
-    # baseline minute: 10 min is ample. A transfer climbs for up to ~5 min, then the hold
-    # minute: 15 min ahead.
-    lookback=timedelta(minutes=10),
+    # baseline minute (~4 min); 30 min also shows the climb a LOS of up to 20 min (the ISS
+    # LOS length the simulator models) interrupted, so its remainder is not a new event.
+    # A transfer climbs for up to ~5 min, then the hold minute: 15 min ahead.
+    lookback=timedelta(minutes=30),
     lookahead=timedelta(minutes=15),
     params=UrineParams(),
     detect_fn=detect_urine,

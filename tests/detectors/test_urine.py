@@ -213,3 +213,41 @@ def test_find_climbs_walks_back_over_a_flipped_first_step() -> None:
 def test_window_lookback_and_lookahead_cover_a_transfer() -> None:
     assert URINE_TANK.lookahead >= timedelta(seconds=60 * 3.5 + UrineParams().hold_window_s)
     assert T0.tzinfo is not None
+
+
+def test_two_uses_forty_seconds_apart_are_two_events() -> None:
+    points = [(-600, 13), *climb(0, 13, 15), *climb(50, 15, 19)]
+    events = detect(FrameBuilder().tank(points).frame(), horizon_s=900)
+    assert [(e.event_type, e.start) for e in events] == [
+        ("urination", at(0)),
+        ("urination", at(50)),
+    ]
+
+
+def test_slow_use_with_long_pauses_between_steps_is_one_event() -> None:
+    # as at 2023-09-19 02:10: +1 steps 36 s and 53 s apart
+    points = [(-600, 5), (0, 6), (36, 7), (89, 8), (90, 7), (91, 8)]
+    events = detect(FrameBuilder().tank(points).frame(), horizon_s=900)
+    assert [(e.event_type, e.start, e.metadata["step_delta"]) for e in events] == [
+        ("urination", at(0), 3.0)
+    ]
+
+
+def test_rest_of_a_transfer_seen_after_a_los_is_not_a_new_use() -> None:
+    # a transfer climbs until the signal is lost; after 15 min of LOS the tank is 3 % higher
+    tank = [(-600, 20), *climb(0, 20, 50, every=3.5), (1000, 53), (1300, 52)]
+    frame = (
+        FrameBuilder()
+        .tank(tank)
+        .heartbeat(-700, 110)
+        .add("TIME_000001", [(110, 110)], status=0)
+        .heartbeat(1000, 1600)
+        .frame()
+    )
+    events = detect(frame, horizon_s=1600)
+    assert [e.event_type for e in events] == ["bulk_transfer"]
+    assert "continued_across_silence" in events[0].metadata["flags"]
+    # a use after a quiet (no-change) stretch with the signal up is still a use
+    quiet = FrameBuilder().tank([(-600, 20), *climb(0, 20, 23), *climb(2000, 23, 26)])
+    quiet.heartbeat(-700, 2600)
+    assert [e.event_type for e in detect(quiet.frame(), horizon_s=2600)] == ["urination"] * 2
