@@ -168,6 +168,11 @@ class Session:
             self._log.append(record)
         self._wake.set()
 
+    def send_first(self, *lines: str) -> None:
+        """Queue lines ahead of anything already queued (CONOK must open a stream)."""
+        self._out[:0] = lines
+        self._wake.set()
+
     def attach(self, sink: _Sink) -> None:
         old, self.sink = self.sink, sink
         self.unbound_since = None
@@ -525,10 +530,10 @@ class TlcpServer:
                         await ws.send_str(found)
                         continue
                     session = found
-                    # CONOK must precede anything queued for the session.
-                    session._out.insert(0, self.conok(session))
                     if command == "create_session":
-                        session._out.insert(1, "SERVNAME,PeeBot local ISS Live")
+                        session.send_first(self.conok(session), "SERVNAME,PeeBot local ISS Live")
+                    else:
+                        session.send_first(self.conok(session))
                     session.attach(sink)
                 elif command == "control":
                     if session is None:
@@ -577,7 +582,7 @@ class TlcpServer:
         except ValueError:
             length = 50_000_000
         sink = _HttpSink(resp, length)
-        session._out.insert(0, self.conok(session))
+        session.send_first(self.conok(session))
         session.attach(sink)
         await sink.done.wait()
         session.detach(sink)

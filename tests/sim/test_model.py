@@ -326,3 +326,18 @@ def test_parse_scenario(tmp_path) -> None:
         parse_scenario("dance@+1m")
     with pytest.raises(ValueError):
         parse_scenario("use@soon")
+
+
+def test_new_year_rollover() -> None:
+    start = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
+    model = TelemetryModel(SimConfig(seed=2, start=start, random_events=False))
+    assert model.initial_fields()[YEAR_ITEM]["Value"] == "2026"
+    ups = list(model.generate(start + timedelta(hours=1), items={TIME_ITEM, YEAR_ITEM}))
+    years = [u for u in ups if u.item_id == YEAR_ITEM]
+    assert [(u.value, u.sim_time) for u in years] == [("2027", datetime(2027, 1, 1, tzinfo=UTC))]
+    for u in ups[::300]:
+        if u.item_id == TIME_ITEM:
+            decoded = decode_timestamp(u.value, u.sim_time.year)
+            assert abs((decoded - u.sim_time).total_seconds()) < 0.001
+    after = [u for u in ups if u.item_id == TIME_ITEM and u.sim_time.year == 2027]
+    assert after and float(after[0].fields["TimeStamp"]) < 24.01

@@ -246,3 +246,29 @@ def test_raw_http_create_recovery_and_errors() -> None:
             "REQERR,2,21,Bad Item name: B",
             "REQERR,3,24,Only MERGE mode is supported",
         ]
+
+
+def test_in_thread_restart_keeps_state_and_client_reconnects() -> None:
+    feed = ScriptedFeed(items=["A", "B"])
+    with run_server_in_thread(feed) as srv:
+        status = StatusRecorder()
+        client = make_test_client(srv.url)
+        client.addListener(status)
+        _, listener = subscribe(client, ["A", "B"], fields=["Value"])
+        client.connect()
+        try:
+            listener.wait_for(lambda li: li.subscribed)
+            feed.publish_many([("A", {"Value": "1"}), ("B", {"Value": "2"})], wait=True)
+            listener.wait_for(lambda li: len(li.updates) >= 2)
+            mark = len(status.statuses)
+            port = srv.port
+            srv.restart()  # END,48, then the same feed on the same port
+            assert srv.port == port
+            status.wait_for_status("DISCONNECTED:WILL-RETRY", after=mark)
+            status.wait_for_status("CONNECTED:WS-STREAMING", after=mark + 1)
+            listener.wait_for(lambda li: len(li.updates) >= 4)
+        finally:
+            client.disconnect()
+    again = listener.updates[2:4]
+    assert all(u["snapshot"] for u in again)
+    assert {u["item"]: u["fields"]["Value"] for u in again} == {"A": "1", "B": "2"}
