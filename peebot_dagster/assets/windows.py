@@ -1,0 +1,223 @@
+"""One detection pass over a window: read it from the database, detect, replace its events.
+
+Used by the detection assets for a minute or a whole range (a backfill is one call, one
+query), and directly by tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from peebot_dagster import store
+from peebot_dagster.detectors.base import Event, Processor
+from peebot_dagster.partitions import MINUTE, key_start, partition_key
+from peebot_dagster.posting.outbox import enqueue_posts
+
+
+class ParamsError(ValueError):
+    """Detector parameter overrides that do not fit the processor (one line)."""
+
+
+def with_overrides(processor: Processor, overrides: dict[str, Any] | None) -> Any:
+    """The processor's params with `overrides` applied (names checked, types kept)."""
+    params = processor.params
+    if not overrides:
+        return params
+    if not dataclasses.is_dataclass(params) or isinstance(params, type):
+        raise ParamsError(f"processor {processor.name} takes no parameters")
+    fields = {f.name: f for f in dataclasses.fields(params)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"unknown parameter(s) {unknown} for processor {processor.name}; "
+            f"known: {sorted(fields)}"
+        )
+    typed: dict[str, Any] = {}
+    for name, value in overrides.items():
+        current = getattr(params, name)
+        try:
+            typed[name] = type(current)(value) if current is not None else value
+        except (TypeError, ValueError) as exc:
+            raise ParamsError(f"parameter {name}={value!r}: {exc}") from exc
+    return dataclasses.replace(params, **typed)
+
+
+@dataclass
+class WindowOutcome:
+    processor: Processor
+    start: datetime
+    end: datetime
+    horizon: datetime
+    complete: bool  # ingest had written everything up to end + look-ahead
+    frame: pd.DataFrame
+    events: list[Event]
+    result: store.ReplaceResult
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def detection_seconds(self) -> float:
+        return sum(self.timings.values())
+
+
+def run_window(
+    conn: psycopg.Connection[Any],
+    processor: Processor,
+    start: datetime,
+    end: datetime,
+    params: Any = None,
+) -> WindowOutcome:
+    """Detect over `[start, end)` and replace the events it owns, outbox rows and
+    `processor_state` in the same transaction. `conn` should be in autocommit mode."""
+    start, end = store.utc(start), store.utc(end)
+    t0 = time.perf_counter()
+    watermark = store.ingest_watermark(conn)
+    horizon = end + processor.lookahead
+    complete = watermark is None or watermark >= horizon
+    if not complete and watermark is not None:
+        # values hold only up to what ingest has written, not to the end of the look-ahead
+        horizon = max(watermark, start)
+    frame = store.read_window(
+        conn, processor.items, start, end, processor.lookback, processor.lookahead
+    )
+    t1 = time.perf_counter()
+    events = processor.detect_window(frame, start, end, params, horizon=horizon)
+    t2 = time.perf_counter()
+    with conn.transaction():
+        result = store.replace_window_events(conn, processor.name, start, end, events)
+        result.enqueued = enqueue_posts(conn, result.live_ids)
+        store.record_processor_run(
+            conn,
+            processor.name,
+            start,
+            end,
+            {
+                "events": len(events),
+                "inserted": len(result.inserted),
+                "updated": len(result.updated),
+                "deleted": len(result.deleted),
+                "retracted": len(result.retracted),
+                "complete": complete,
+                "params": processor.params_dict(params),
+            },
+        )
+    t3 = time.perf_counter()
+    return WindowOutcome(
+        processor,
+        start,
+        end,
+        horizon,
+        complete,
+        frame,
+        events,
+        result,
+        {"read_s": t1 - t0, "detect_s": t2 - t1, "store_s": t3 - t2},
+    )
+
+
+def level_item(processor: Processor) -> str | None:
+    """The item whose value is the processor's "level" (the first non-clock item)."""
+    for item in processor.items:
+        if not item.startswith("TIME_"):
+            return item
+    return None
+
+
+def levels_at(frame: pd.DataFrame, item: str, when: list[datetime]) -> list[float | None]:
+    """The value of `item` in force at each time (None before its first reading)."""
+    rows = frame[frame["item_id"] == item]
+    if rows.empty:
+        return [None] * len(when)
+    ts = rows["ts"].to_numpy(dtype="datetime64[ns]")
+    values = rows["value"].to_numpy(dtype="float64")
+    probe = np.array([np.datetime64(w.replace(tzinfo=None), "ns") for w in when])
+    idx = np.searchsorted(ts, probe, side="right") - 1
+    return [None if i < 0 else float(values[i]) for i in idx]
+
+
+def partition_metadata(outcome: WindowOutcome, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-minute numbers (the UI plots numeric metadata across partitions): events that
+    start in the minute, and the level at the minute's end."""
+    counts: dict[str, int] = {}
+    for event in outcome.events:
+        k = partition_key(event.start)
+        counts[k] = counts.get(k, 0) + 1
+    item = level_item(outcome.processor)
+    ends = [key_start(k) + MINUTE for k in keys]
+    levels = levels_at(outcome.frame, item, ends) if item else [None] * len(keys)
+    out: dict[str, dict[str, Any]] = {}
+    for k, level in zip(keys, levels, strict=True):
+        meta: dict[str, Any] = {"events": counts.get(k, 0)}
+        if level is not None:
+            meta["level"] = level
+        out[k] = meta
+    return out
+
+
+def level_chart_png(
+    frame: pd.DataFrame,
+    item: str,
+    events: list[Event],
+    lo: datetime,
+    hi: datetime,
+    title: str,
+) -> bytes:
+    """A small step chart of `item` over `[lo, hi)` with the events marked (PNG bytes)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import date2num
+    from matplotlib.figure import Figure
+
+    rows = frame[frame["item_id"] == item]
+    before = rows[rows["ts"] < pd.Timestamp(lo)].tail(1)
+    inside = rows[(rows["ts"] >= pd.Timestamp(lo)) & (rows["ts"] < pd.Timestamp(hi))]
+    xs = [pd.Timestamp(lo), *list(inside["ts"])] if not before.empty else list(inside["ts"])
+    ys = list(before["value"]) + list(inside["value"])
+    if xs:
+        xs.append(pd.Timestamp(hi))
+        ys.append(ys[-1])
+    fig = Figure(figsize=(5, 2.2), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if xs:
+        ax.step([x.to_pydatetime() for x in xs], ys, where="post", linewidth=1.2)
+    for event in events:
+        t0, t1 = date2num(event.start), date2num(event.end or event.start)
+        ax.axvspan(t0, t1, color="tab:orange", alpha=0.3)
+        ax.axvline(t0, color="tab:orange", linewidth=1)
+    ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_xlim(date2num(lo), date2num(hi))
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def event_charts(
+    outcome: WindowOutcome, limit: int, margin: timedelta = timedelta(minutes=10)
+) -> dict[str, bytes]:
+    """One chart per minute that holds an event start (at most `limit`), keyed by minute."""
+    item = level_item(outcome.processor)
+    if item is None or not outcome.events:
+        return {}
+    by_minute: dict[str, list[Event]] = {}
+    for event in outcome.events:
+        by_minute.setdefault(partition_key(event.start), []).append(event)
+    charts: dict[str, bytes] = {}
+    for key in sorted(by_minute)[:limit]:
+        events = by_minute[key]
+        lo = min(e.start for e in events) - margin
+        hi = max(e.end or e.start for e in events) + margin
+        types = ", ".join(sorted({e.event_type for e in events}))
+        charts[key] = level_chart_png(outcome.frame, item, events, lo, hi, f"{item} {key} {types}")
+    return charts

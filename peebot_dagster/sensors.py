@@ -1,0 +1,193 @@
+"""The watermark sensor: run detection for minutes the ingest daemon has completed.
+
+A minute `[m, m+1)` is complete when ingest's watermark (the newest reading written, ISS
+time) has passed `m + 1 min + look-ahead` (the largest look-ahead of the detectors), so every
+processor sees its whole window. The cursor is the last minute requested. A few pending
+minutes become one run each (`run_key` = partition key); after downtime the backlog becomes
+bounded range runs (`run_key` = `first...last`, Dagster's range tags) instead of hundreds of
+single runs. On its first tick the sensor starts from the recent past, not from the start of
+the partitions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from peebot_dagster import store
+from peebot_dagster.detectors.registry import PROCESSORS
+from peebot_dagster.jobs import detection_job
+from peebot_dagster.partitions import (
+    MINUTE,
+    floor_minute,
+    key_start,
+    minute_partitions,
+    partition_key,
+    range_run_key,
+    range_tags,
+)
+from peebot_dagster.resources import PostgresResource
+
+RUN_KEY_TAG = "dagster/run_key"
+
+
+@dataclass(frozen=True)
+class SensorSettings:
+    interval_seconds: int = 15
+    initial_minutes: int = 10  # first tick: this many recent complete minutes
+    max_single_runs: int = 5  # more pending minutes than this: range runs
+    range_minutes: int = 360  # minutes per range run
+    max_range_runs: int = 4  # range runs per tick (the next tick continues)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SensorSettings:
+        env = os.environ if environ is None else environ
+        values = {}
+        for name, default in (
+            ("interval_seconds", cls.interval_seconds),
+            ("initial_minutes", cls.initial_minutes),
+            ("max_single_runs", cls.max_single_runs),
+            ("range_minutes", cls.range_minutes),
+            ("max_range_runs", cls.max_range_runs),
+        ):
+            var = f"PEEBOT_SENSOR_{name.upper()}"
+            text = env.get(var, str(default)).strip()
+            try:
+                values[name] = int(text)
+            except ValueError as exc:
+                raise ValueError(f"{var} must be a whole number, not {text!r}") from exc
+            if values[name] < (0 if name == "max_single_runs" else 1):
+                raise ValueError(f"{var} is too small: {text}")
+        if values["interval_seconds"] > 30:
+            raise ValueError("PEEBOT_SENSOR_INTERVAL_SECONDS must be at most 30")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    first: str  # partition keys, inclusive
+    last: str
+
+    @property
+    def run_key(self) -> str:
+        return range_run_key(self.first, self.last)
+
+    @property
+    def is_range(self) -> bool:
+        return self.first != self.last
+
+    def run_request(self) -> dg.RunRequest:
+        if self.is_range:
+            return dg.RunRequest(run_key=self.run_key, tags=range_tags(self.first, self.last))
+        return dg.RunRequest(run_key=self.run_key, partition_key=self.first)
+
+
+def last_complete_minute(
+    watermark: datetime, lookahead: timedelta, now: datetime | None = None
+) -> datetime:
+    """Start of the newest minute whose window (plus look-ahead) ingest has fully written,
+    and that Dagster already has a partition for (it has ended by the wall clock)."""
+    last = floor_minute(watermark - lookahead - MINUTE)
+    if now is not None:
+        last = min(last, floor_minute(now) - MINUTE)
+    return last
+
+
+def plan_runs(
+    watermark: datetime | None,
+    cursor: str | None,
+    lookahead: timedelta,
+    partitions_start: datetime,
+    settings: SensorSettings,
+    now: datetime | None = None,
+) -> tuple[list[PlannedRun], str | None]:
+    """The runs to request and the new cursor (pure: no Dagster, no database)."""
+    if watermark is None:
+        return [], cursor
+    last = last_complete_minute(watermark, lookahead, now)
+    # first tick: the recent past, not the start of the partitions
+    recent = last - (settings.initial_minutes - 1) * MINUTE
+    first = key_start(cursor) + MINUTE if cursor else recent
+    first = max(first, partitions_start)
+    if first > last:
+        return [], cursor
+    pending = int((last - first) / MINUTE) + 1
+    if pending <= settings.max_single_runs:
+        runs = [
+            PlannedRun(partition_key(first + i * MINUTE), partition_key(first + i * MINUTE))
+            for i in range(pending)
+        ]
+    else:
+        runs = []
+        chunk_start = first
+        while chunk_start <= last and len(runs) < settings.max_range_runs:
+            chunk_end = min(chunk_start + (settings.range_minutes - 1) * MINUTE, last)
+            runs.append(PlannedRun(partition_key(chunk_start), partition_key(chunk_end)))
+            chunk_start = chunk_end + MINUTE
+    return runs, runs[-1].last
+
+
+def existing_run_keys(instance: dg.DagsterInstance, job_name: str, keys: Sequence[str]) -> set[str]:
+    """Run keys some run of `job_name` already carries (a moved-back cursor re-plans them)."""
+    if not keys:
+        return set()
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=job_name, tags={RUN_KEY_TAG: list(keys)})
+    )
+    return {r.dagster_run.tags.get(RUN_KEY_TAG, "") for r in records}
+
+
+def build_watermark_sensor(
+    job: dg.UnresolvedAssetJobDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    lookahead: timedelta,
+    settings: SensorSettings | None = None,
+    name: str = "telemetry_watermark_sensor",
+) -> dg.SensorDefinition:
+    settings = settings or SensorSettings.from_env()
+    start = partitions_def.start.astimezone(UTC)
+
+    @dg.sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=settings.interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Requests detection runs for minutes the ingest daemon has completed (watermark "
+            f"minus the {lookahead} look-ahead); catches up in ranges of up to "
+            f"{settings.range_minutes} minutes."
+        ),
+    )
+    def watermark_sensor(context: dg.SensorEvaluationContext, db: PostgresResource):  # type: ignore[no-untyped-def]
+        with db.connect(autocommit=True) as conn:
+            watermark = store.ingest_watermark(conn)
+        if watermark is None:
+            return dg.SkipReason("no ingest watermark yet (processor_state 'ingest')")
+        runs, cursor = plan_runs(
+            watermark, context.cursor, lookahead, start, settings, datetime.now(UTC)
+        )
+        if not runs:
+            return dg.SensorResult(
+                skip_reason=f"no new complete minute (ingest watermark {watermark:%H:%M:%S})",
+                cursor=cursor,
+            )
+        seen = existing_run_keys(context.instance, job.name, [r.run_key for r in runs])
+        requests = [r.run_request() for r in runs if r.run_key not in seen]
+        if seen:
+            context.log.info(f"skipping {len(seen)} run key(s) already run: {sorted(seen)[:5]}")
+        return dg.SensorResult(
+            run_requests=requests,
+            cursor=cursor,
+            skip_reason=None if requests else "every planned run key already has a run",
+        )
+
+    return watermark_sensor
+
+
+MAX_LOOKAHEAD = max(p.lookahead for p in PROCESSORS)
+
+telemetry_watermark_sensor = build_watermark_sensor(detection_job, minute_partitions, MAX_LOOKAHEAD)

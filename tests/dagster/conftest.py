@@ -1,0 +1,37 @@
+"""Fixtures for the Dagster tests: test partitions from 2023, the recording in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import dagster as dg
+import pytest
+from dagster_testing import TEST_START, load_readings, recording_frame
+
+from peebot_dagster.assets import build_detection_assets, telemetry_reading_spec
+from peebot_dagster.partitions import minute_partitions_def
+
+
+@pytest.fixture(scope="session")
+def test_partitions() -> dg.TimeWindowPartitionsDefinition:
+    return minute_partitions_def(TEST_START)
+
+
+@pytest.fixture(scope="session")
+def test_assets(test_partitions: dg.TimeWindowPartitionsDefinition) -> list[Any]:
+    return [telemetry_reading_spec(test_partitions), *build_detection_assets(test_partitions)]
+
+
+@pytest.fixture
+def loaded_db(db_url: str) -> str:
+    """A database holding the 2023 recording."""
+    load_readings(db_url, recording_frame())
+    return db_url
+
+
+@pytest.fixture
+def instance() -> Iterable[dg.DagsterInstance]:
+    """An in-memory Dagster instance (the run and event storage of a real one)."""
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
