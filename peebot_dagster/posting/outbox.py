@@ -232,8 +232,27 @@ def get_row(conn: psycopg.Connection[Any], post_id: int) -> OutboxRow | None:
 
 
 def mark_sending(conn: psycopg.Connection[Any], post_id: int, now: datetime) -> bool:
-    """pending/failed -> sending, attempts + 1, COMMITTED before the network call."""
+    """pending/failed -> sending, attempts + 1, COMMITTED before the network call.
+
+    Locks the event row (FOR SHARE) first: the detection assets lock events FOR UPDATE
+    while deciding what to delete, so either they see `sending` (and keep the event,
+    retracted) or they deleted it first (and this finds no row). Returns False when the
+    row or its event is gone or the event was retracted meanwhile.
+    """
     with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT e.retracted_at IS NOT NULL
+              FROM social_post p JOIN detected_event e ON e.id = p.event_id
+             WHERE p.id = %s
+               FOR SHARE OF e
+            """,
+            (post_id,),
+        )
+        found = cur.fetchone()
+        if found is None or found[0]:
+            conn.rollback()
+            return False
         cur.execute(
             """
             UPDATE social_post

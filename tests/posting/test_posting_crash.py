@@ -202,3 +202,36 @@ def test_killed_process_then_reconciled(db_url: str, tmp_path: Path, stage: str)
     assert row["status"] == "posted" and row["external_id"] == f"dry-{row['id']}"
     if stage == "after":
         assert row["last_error"] == "reconciled: found on the network"
+
+
+def test_sending_mark_waits_for_a_detection_transaction_that_deletes_the_event(
+    db_url: str,
+) -> None:
+    """The detection assets lock events FOR UPDATE while replacing a window; `sending`
+    waits for them, so a post never goes out for an event deleted at the same moment."""
+    import threading
+
+    from peebot_dagster.posting import outbox
+
+    with psycopg.connect(db_url) as conn:
+        ev = add_event(conn)
+        conn.commit()
+        enqueue(conn, [ev], "dry_run")
+        (row,) = posts(conn)
+        conn.commit()
+    result: list[bool] = []
+    with psycopg.connect(db_url) as dag:
+        dag.execute("SELECT id FROM detected_event WHERE id = %s FOR UPDATE", (ev,))
+        with psycopg.connect(db_url) as poster:
+            t = threading.Thread(
+                target=lambda: result.append(outbox.mark_sending(poster, row["id"], T0))
+            )
+            t.start()
+            t.join(timeout=0.5)
+            assert t.is_alive()  # blocked behind the detection transaction
+            dag.execute("DELETE FROM detected_event WHERE id = %s", (ev,))
+            dag.commit()
+            t.join(timeout=10)
+    assert result == [False]
+    with psycopg.connect(db_url) as conn:
+        assert posts(conn) == []
