@@ -132,7 +132,7 @@ def parse_start(text: str | None, speed: float, now: datetime | None = None) -> 
     type=click.Choice(["model", "counter"]),
     default="model",
     show_default=True,
-    help="'counter': update k has Value k, goes to item k %% N, wall-clock TimeStamp.",
+    help="'counter': update k has Value k, goes to item k mod N, wall-clock TimeStamp.",
 )
 @click.option(
     "--items",

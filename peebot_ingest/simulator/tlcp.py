@@ -386,6 +386,7 @@ class TlcpServer:
         sessions = list(self.hub.sessions.values())
         self.hub.sessions.clear()
         await asyncio.gather(*(s.end(end_code, message) for s in sessions), return_exceptions=True)
+        log.info("stopped: END,%d sent to %d session(s)", end_code, len(sessions))
         if self._runner is not None:
             await self._runner.cleanup()
         if self.sent_log is not None:
