@@ -166,6 +166,14 @@ class ModelFeed:
         thinnable = probe.nominal_rate(essential=False) * self.speed
         # essentially no analog noise when the essentials alone use the whole budget
         factor = 1e6 if budget <= thinnable * 0.01 else max(1.0, thinnable / budget)
+        if budget <= 0:
+            log.warning(
+                "speed %g: the unthinned items alone (TIME_000001, urine, water) need about "
+                "%.0f updates/s, above --max-rate %.0f; a Python client may fall behind",
+                self.speed,
+                probe.nominal_rate(essential=True) * self.speed,
+                max_rate,
+            )
         if factor > 1.0:
             config.analog_interval_scale *= factor  # note: changes the caller's config
             self.model = TelemetryModel(config)

@@ -820,6 +820,8 @@ class TelemetryModel:
         j0 = math.ceil(b0 / tick)
         j1 = math.ceil(b1 / tick)
         offsets = np.arange(j0, j1, dtype=np.float64) * tick
+        if self.emit_items is not None and TIME_ITEM not in self.emit_items:
+            offsets = offsets[:0]  # nobody wants the ticks: skip formatting them
         mask = self._los_mask(offsets) if len(offsets) else np.zeros(0, dtype=bool)
         t0 = self.t0
         for off in offsets[~mask].tolist():
