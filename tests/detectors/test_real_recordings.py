@@ -88,7 +88,7 @@ def test_no_event_inside_stretches_where_the_value_only_flips(frame_2023) -> Non
             assert not (lo < e.start <= hi and e.end is not None and e.end <= hi), (e, lo, hi)
 
 
-@pytest.mark.parametrize("window_min,offset_s", [(1, 0), (60, 0), (60, 1777)])
+@pytest.mark.parametrize("window_min,offset_s", [(5, 0), (7, 131), (60, 0), (60, 1777)])
 def test_windowed_detection_equals_whole_recording(frame_2023, window_min, offset_s) -> None:
     whole = {(e.event_key, e.event_type) for e in URINE_TANK.detect(frame_2023)}
     first = frame_2023["ts"].min().to_pydatetime().replace(second=0, microsecond=0)
