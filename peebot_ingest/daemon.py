@@ -1,0 +1,494 @@
+"""`peebot ingest`: the ISS Live ingest daemon.
+
+Threads: the Lightstreamer client calls its listeners on its own thread; they only put the
+update (or the status change) on a bounded queue. One writer thread does the rest: validate,
+enrich, track the signal, batch, write (`writer.BufferedWriter`). The main thread waits for
+SIGTERM / Ctrl-C, then disconnects, lets the writer drain the queue and flush, and exits.
+
+The daemon does not die when the database or the feed goes away: the writer buffers (memory,
+then the journal) and retries; the client reconnects by itself (and is told to reconnect if
+it ever gives up). Each outage is logged once when it starts and once when it ends.
+
+Configuration (environment, `PEEBOT_` prefix; see `DaemonConfig.from_env`):
+PEEBOT_FEED_URL, PEEBOT_FEED_ADAPTER_SET, PEEBOT_FEED_TRANSPORT, PEEBOT_FEED_FAST_RECONNECT,
+PEEBOT_CLOCK_CHECK, PEEBOT_STALE_AFTER_SECONDS, PEEBOT_STALE_LAG_SECONDS,
+PEEBOT_INGEST_BATCH_ROWS, PEEBOT_INGEST_BATCH_SECONDS, PEEBOT_INGEST_MEMORY_ROWS,
+PEEBOT_INGEST_QUEUE_SIZE, PEEBOT_JOURNAL_DIR, PEEBOT_SUMMARY_SECONDS, PEEBOT_LOG_FORMAT.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from peebot_ingest.catalog import TIME_ITEM, YEAR_ITEM, load_catalog
+from peebot_ingest.db import peebot_home
+from peebot_ingest.feedstate import FeedState, SignalConfig
+from peebot_ingest.journal import Journal
+from peebot_ingest.validate import FIELDS, Reading, Validator
+from peebot_ingest.writer import (
+    Batch,
+    BatchResult,
+    BufferedWriter,
+    DatabaseSink,
+    DatabaseUnavailable,
+    WriterConfig,
+)
+
+DEFAULT_FEED_URL = "https://push.lightstreamer.com"
+DEFAULT_ADAPTER_SET = "ISSLIVE"
+
+log = logging.getLogger("peebot.ingest")
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be on or off, not {raw!r}")
+
+
+def _env_num(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+
+
+@dataclass
+class DaemonConfig:
+    database_url: str
+    feed_url: str = DEFAULT_FEED_URL
+    adapter_set: str = DEFAULT_ADAPTER_SET
+    transport: str | None = None
+    fast_reconnect: bool = False
+    clock_check: bool = True
+    queue_size: int = 50_000
+    journal_dir: Path = field(default_factory=lambda: peebot_home() / "journal")
+    summary_seconds: float = 60.0
+    writer: WriterConfig = field(default_factory=WriterConfig)
+    signal: SignalConfig = field(default_factory=SignalConfig)
+    reconnect_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, database_url: str, **overrides: Any) -> DaemonConfig:
+        clock_check = _env_bool("PEEBOT_CLOCK_CHECK", True)
+        writer = WriterConfig(
+            batch_rows=int(_env_num("PEEBOT_INGEST_BATCH_ROWS", 5000)),
+            batch_seconds=_env_num("PEEBOT_INGEST_BATCH_SECONDS", 0.2),
+            memory_rows=int(_env_num("PEEBOT_INGEST_MEMORY_ROWS", 50_000)),
+        )
+        sig = SignalConfig(
+            stale_after_seconds=_env_num("PEEBOT_STALE_AFTER_SECONDS", 10.0),
+            max_lag_seconds=_env_num("PEEBOT_STALE_LAG_SECONDS", 5.0),
+            clock_check=clock_check,
+        )
+        journal = os.environ.get("PEEBOT_JOURNAL_DIR", "").strip()
+        config = cls(
+            database_url=database_url,
+            feed_url=os.environ.get("PEEBOT_FEED_URL", "").strip() or DEFAULT_FEED_URL,
+            adapter_set=os.environ.get("PEEBOT_FEED_ADAPTER_SET", "").strip()
+            or DEFAULT_ADAPTER_SET,
+            transport=os.environ.get("PEEBOT_FEED_TRANSPORT", "").strip() or None,
+            fast_reconnect=_env_bool("PEEBOT_FEED_FAST_RECONNECT", False),
+            clock_check=clock_check,
+            queue_size=int(_env_num("PEEBOT_INGEST_QUEUE_SIZE", 50_000)),
+            journal_dir=Path(journal) if journal else peebot_home() / "journal",
+            summary_seconds=_env_num("PEEBOT_SUMMARY_SECONDS", 60.0),
+            writer=writer,
+            signal=sig,
+        )
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(config, key, value)
+        config.signal.clock_check = config.clock_check
+        return config
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
+    """Structured one-line logs on stderr: key=value (default) or JSON (PEEBOT_LOG_FORMAT)."""
+    fmt = (fmt or os.environ.get("PEEBOT_LOG_FORMAT", "kv")).strip().lower()
+    level_name = (level or os.environ.get("PEEBOT_LOG_LEVEL", "INFO")).upper()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.processors.KeyValueRenderer(key_order=["ts", "level", "event"])
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", key="ts"),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level_name, logging.INFO))
+    structlog.configure(
+        processors=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", key="ts"),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+
+
+# --------------------------------------------------------------------------- latency
+
+
+class LatencyHistogram:
+    """Receipt-to-commit latency, 1 ms buckets up to 60 s (exact enough, O(1) per reading)."""
+
+    def __init__(self, max_seconds: float = 60.0) -> None:
+        self.buckets = [0] * (int(max_seconds * 1000) + 1)
+        self.count = 0
+        self.max = 0.0
+
+    def add(self, seconds: float) -> None:
+        i = int(seconds * 1000)
+        if i < 0:
+            i = 0
+        elif i >= len(self.buckets):
+            i = len(self.buckets) - 1
+        self.buckets[i] += 1
+        self.count += 1
+        if seconds > self.max:
+            self.max = seconds
+
+    def quantile(self, q: float) -> float | None:
+        if not self.count:
+            return None
+        target = q * self.count
+        running = 0
+        cumulative = []
+        for n in self.buckets:
+            running += n
+            cumulative.append(running)
+        i = bisect.bisect_left(cumulative, target)
+        return (i + 0.5) / 1000.0
+
+
+# --------------------------------------------------------------------------- the feed source
+
+
+class FeedSource:
+    """The Lightstreamer client with one MERGE subscription; listeners only enqueue."""
+
+    def __init__(self, config: DaemonConfig, items: list[str], out: queue.Queue[Any]) -> None:
+        from lightstreamer.client import (
+            ClientListener,
+            LightstreamerClient,
+            Subscription,
+            SubscriptionListener,
+        )
+
+        self.items = items
+        self.out = out
+        self.received = 0
+        self.status = "DISCONNECTED"
+        client = LightstreamerClient(config.feed_url, config.adapter_set)
+        opts = client.connectionOptions
+        if config.fast_reconnect:
+            opts.setKeepaliveInterval(1000)
+            opts.setStalledTimeout(500)
+            opts.setReconnectTimeout(1000)
+            opts.setRetryDelay(1000)
+            opts.setFirstRetryMaxDelay(100)
+            opts.setSessionRecoveryTimeout(0)
+        if config.transport:
+            opts.setForcedTransport(config.transport)
+        source = self
+
+        class _Updates(SubscriptionListener):  # type: ignore[misc]
+            def onItemUpdate(self, update: Any) -> None:
+                source.received += 1
+                out.put(
+                    (
+                        "u",
+                        update.getItemName(),
+                        update.getFields(),
+                        time.time(),
+                        update.isSnapshot(),
+                    )
+                )
+
+            def onSubscriptionError(self, code: int, message: str) -> None:
+                out.put(("e", f"subscription error {code}: {message}", time.time()))
+
+            def onItemLostUpdates(self, item: str, pos: int, lost: int) -> None:
+                out.put(("e", f"server reports {lost} lost updates for {item}", time.time()))
+
+        class _Status(ClientListener):  # type: ignore[misc]
+            def onStatusChange(self, status: str) -> None:
+                source.status = status
+                out.put(("s", status, time.time()))
+
+            def onServerError(self, code: int, message: str) -> None:
+                out.put(("e", f"server error {code}: {message}", time.time()))
+
+        sub = Subscription("MERGE", items, list(FIELDS))
+        sub.setRequestedSnapshot("yes")
+        sub.addListener(_Updates())
+        client.addListener(_Status())
+        client.subscribe(sub)
+        self.client = client
+        self.subscription = sub
+
+    def connect(self) -> None:
+        self.client.connect()
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+class IngestDaemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=config.queue_size)
+        self.log = structlog.get_logger("peebot.ingest")
+        self.validator = Validator(source="feed", clock_check=config.clock_check)
+        self.state = FeedState(config.signal)
+        self.sink = DatabaseSink(config.database_url, source="feed")
+        self.writer = BufferedWriter(
+            self.sink, Journal(config.journal_dir), config.writer, on_commit=self._committed
+        )
+        self.latency = LatencyHistogram()
+        self.validated = 0
+        self.rejected = 0
+        self.feed: FeedSource | None = None
+        self._stop = threading.Event()
+        self._drain = threading.Event()
+        self._finished = threading.Event()
+        self._feed_down_since: float | None = None
+        self._ever_connected = False
+        self._last_summary = time.monotonic()
+        self.exit_clean = False
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def subscription_items(self) -> list[str]:
+        """Active channels from the database (the catalogue if it is away) + the time items."""
+        items: list[str] = []
+        try:
+            conn = self.sink._open()
+            items = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT item_id FROM telemetry_channel WHERE is_active ORDER BY id"
+                )
+            ]
+            conn.commit()
+        except DatabaseUnavailable as exc:
+            self.log.warning(
+                "database unavailable at start; subscribing to the catalogue", reason=str(exc)
+            )
+        if not items:
+            items = [c.item_id for c in load_catalog()]
+        for special in (TIME_ITEM, YEAR_ITEM):
+            if special not in items:
+                items.append(special)
+        return items
+
+    def run(self, install_signals: bool = True) -> int:
+        """Run until SIGTERM/SIGINT (or `stop()`); returns the exit status."""
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._on_signal)
+        items = self.subscription_items()
+        self.feed = FeedSource(self.config, items, self.queue)
+        writer_thread = threading.Thread(target=self._writer_loop, name="ingest-writer")
+        writer_thread.start()
+        self.log.info(
+            "ingest starting",
+            feed=self.config.feed_url,
+            adapter_set=self.config.adapter_set,
+            items=len(items),
+            clock_check=self.config.clock_check,
+            journal=str(self.config.journal_dir),
+            backlog=self.writer.journal.entries,
+        )
+        self.feed.connect()
+        while not self._stop.wait(1.0):
+            self._watch_feed()
+        self.log.info("stopping: disconnecting from the feed, flushing")
+        self.feed.disconnect()
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and self.feed.status != "DISCONNECTED":
+            time.sleep(0.05)
+        time.sleep(0.2)  # callbacks already handed to the client's user thread
+        self._drain.set()
+        writer_thread.join()
+        return 0 if self.exit_clean else 3
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop.is_set():  # a second Ctrl-C: the flush is already under way
+            return
+        self._stop.set()
+
+    def _watch_feed(self) -> None:
+        """The client retries by itself, except after a terminal error: then reconnect."""
+        feed = self.feed
+        if feed is None or feed.status != "DISCONNECTED" or not self._ever_connected:
+            return
+        if (
+            self._feed_down_since is not None
+            and time.time() - self._feed_down_since > self.config.reconnect_seconds
+        ):
+            self.log.warning("feed client gave up; connecting again")
+            self._feed_down_since = time.time()
+            feed.connect()
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _writer_loop(self) -> None:
+        q = self.queue
+        writer = self.writer
+        try:
+            if writer.journal.entries:
+                writer.flush()
+            while True:
+                timeout = min(writer.seconds_until_due(), 0.5)
+                try:
+                    msg = q.get(timeout=max(timeout, 0.001))
+                except queue.Empty:
+                    msg = None
+                if msg is not None:
+                    self._handle(msg)
+                    for _ in range(5000):  # take what is there without blocking
+                        try:
+                            self._handle(q.get_nowait())
+                        except queue.Empty:
+                            break
+                now = time.time()
+                for t in self.state.tick(now):
+                    self._log_signal(t)
+                    writer.add(t)
+                writer.maybe_flush()
+                if time.monotonic() - self._last_summary >= self.config.summary_seconds:
+                    self._summary()
+                if self._drain.is_set() and q.empty():
+                    break
+            self.exit_clean = writer.close(timeout=10.0)
+            self._summary(final=True)
+        finally:
+            self._finished.set()
+
+    def _handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "u":
+            _, item, fields, received_at, snapshot = msg
+            result = self.validator.update(item, fields, received_at, snapshot)
+            if isinstance(result, Reading):
+                self.validated += 1
+                if item == TIME_ITEM:
+                    for t in self.state.on_time_update(result.ts, result.status_class, received_at):
+                        self._log_signal(t)
+                        self.writer.add(t)
+            else:
+                self.rejected += 1
+                if self.rejected <= 10 or self.rejected % 1000 == 0:
+                    self.log.warning(
+                        "update rejected",
+                        item=result.item_id,
+                        reason=result.reason,
+                        rejected=self.rejected,
+                    )
+            self.writer.add(result)
+        elif kind == "s":
+            _, status, wall = msg
+            self._on_status(status, wall)
+        elif kind == "e":
+            _, text, wall = msg
+            self.log.error("feed error", detail=text)
+
+    def _on_status(self, status: str, wall: float) -> None:
+        for t in self.state.on_connection(status, wall):
+            self.writer.add(t)
+        if status.startswith("CONNECTED:") and status != "CONNECTED:STREAM-SENSING":
+            if self._feed_down_since is not None:
+                self.log.warning(
+                    "feed connection back",
+                    status=status,
+                    down_seconds=round(wall - self._feed_down_since, 1),
+                )
+            elif not self._ever_connected:
+                self.log.info("feed connected", status=status)
+            self._feed_down_since = None
+            self._ever_connected = True
+        elif status.startswith("DISCONNECTED") and self._feed_down_since is None:
+            self._feed_down_since = wall
+            if self._ever_connected and not self._stop.is_set():
+                self.log.warning("feed connection lost; the client keeps retrying", status=status)
+
+    def _log_signal(self, t: Any) -> None:
+        self.log.info("signal", state=t.state, was=t.detail.get("from"), why=t.detail.get("why"))
+
+    def _committed(self, batch: Batch, result: BatchResult) -> None:
+        add = self.latency.add
+        at = result.committed_at
+        for r in batch.readings:
+            if r.source == "feed":
+                add(at - r.received_at)
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        w = self.writer.summary()
+        lag = self.state.lag_seconds(time.time())
+        p50 = self.latency.quantile(0.5)
+        p99 = self.latency.quantile(0.99)
+        return {
+            "received": self.feed.received if self.feed else 0,
+            "written": w["written"],
+            "duplicates": w["duplicates"],
+            "rejected": w["rejected"],
+            "rejected_seen": self.rejected,
+            "queue": self.queue.qsize(),
+            "pending": w["pending"],
+            "journal": w["journal"],
+            "lag_s": None if lag is None else round(lag, 2),
+            "commit_p50_ms": None if p50 is None else round(p50 * 1000, 1),
+            "commit_p99_ms": None if p99 is None else round(p99 * 1000, 1),
+            "commit_max_ms": round(self.latency.max * 1000, 1),
+            "signal": self.state.signal,
+            "connection": self.state.connection,
+            "db": w["db"],
+        }
+
+    def _summary(self, final: bool = False) -> None:
+        self._last_summary = time.monotonic()
+        self.log.info("ingest final" if final else "ingest summary", **self.stats())

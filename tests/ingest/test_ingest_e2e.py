@@ -1,0 +1,269 @@
+"""End to end: the real Lightstreamer client against the project's TLCP server, the daemon,
+and a real PostgreSQL. Outages of the feed (server killed) and of the database (a proxy that
+drops connections), and SIGTERM to the daemon process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from peebot_ingest.daemon import DaemonConfig, IngestDaemon
+from peebot_ingest.simulator.feeds import CounterFeed, ScriptedFeed
+from peebot_ingest.simulator.testing import (
+    read_sent_log,
+    run_server_in_thread,
+    run_server_subprocess,
+    wait_until,
+)
+from peebot_ingest.timestamps import decode_timestamp, infer_year
+from peebot_ingest.writer import WriterConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tcp_proxy import TcpProxy
+
+REPO = Path(__file__).resolve().parents[2]
+
+Row = tuple[str, datetime, float]
+
+
+def db_rows(url: str, *, exclude_time: bool = False) -> list[Row]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.item_id, r.ts, r.value FROM telemetry_reading r "
+            "JOIN telemetry_channel c ON c.id = r.channel_id ORDER BY r.ts, c.item_id, r.value"
+        ).fetchall()
+    return [r for r in rows if not (exclude_time and r[0].startswith("TIME_"))]
+
+
+def sent_rows(log: Path, *, exclude_time: bool = False) -> set[Row]:
+    out: set[Row] = set()
+    now = datetime.now(UTC)
+    for rec in read_sent_log(log):
+        fields = rec["fields"]
+        if exclude_time and rec["item"].startswith("TIME_"):
+            continue
+        hours = float(fields["TimeStamp"])
+        out.add(
+            (rec["item"], decode_timestamp(hours, infer_year(hours, now)), float(fields["Value"]))
+        )
+    return out
+
+
+@contextlib.contextmanager
+def running_daemon(url: str, feed_url: str, tmp: Path, **writer: Any) -> Iterator[IngestDaemon]:
+    config = DaemonConfig(
+        database_url=url,
+        feed_url=feed_url,
+        fast_reconnect=True,
+        clock_check=False,
+        journal_dir=tmp / "journal",
+        summary_seconds=1.0,
+        writer=WriterConfig(**{"batch_rows": 500, "batch_seconds": 0.05, **writer}),
+    )
+    daemon = IngestDaemon(config)
+    thread = threading.Thread(target=daemon.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        thread.join(30)
+        assert not thread.is_alive(), "daemon did not stop"
+
+
+def test_n_updates_served_give_exactly_n_rows(db_url: str, tmp_path: Path) -> None:
+    feed = ScriptedFeed()
+    with run_server_in_thread(feed) as srv, running_daemon(db_url, srv.url, tmp_path) as daemon:
+        wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=10)
+        start = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+        sent: list[Row] = []
+        items = ["NODE3000005", "NODE3000004", "NODE3000008", "NEWITEM_7"]
+        for i in range(400):
+            when = start.replace(microsecond=0) + (i * (start - start.replace(hour=4)) / 3600)
+            item = items[i % len(items)]
+            if item == "NEWITEM_7":
+                continue  # not subscribed: the server never sends it
+            fields = feed.publish_value(item, str(i * 0.5), when)
+            hours = float(fields["TimeStamp"])
+            sent.append((item, decode_timestamp(hours, 2026), i * 0.5))
+        feed.publish_value("NODE3000005", "not-a-number", start)  # rejected, not dropped
+        wait_until(lambda: len(db_rows(db_url)) >= len(sent), timeout=20)
+        wait_until(lambda: daemon.writer.counters.rejected >= 1, timeout=10)
+    rows = db_rows(db_url)
+    assert sorted(rows) == sorted(sent)
+    assert rows[0][1].tzinfo is not None
+    with psycopg.connect(db_url) as conn:
+        reason = conn.execute("SELECT reason FROM rejected_update").fetchone()[0]
+        states = conn.execute("SELECT kind, state FROM feed_status ORDER BY id").fetchall()
+        watermark = conn.execute(
+            "SELECT last_processed_at FROM processor_state WHERE processor_name = 'ingest'"
+        ).fetchone()[0]
+    assert "Value" in reason
+    assert ("connection", "CONNECTED:WS-STREAMING") in states
+    assert watermark == max(r[1] for r in sent)
+
+
+def _max_seq(log: Path) -> int:
+    seqs = [
+        int(r["fields"]["Value"]) for r in read_sent_log(log) if not r["item"].startswith("TIME_")
+    ]
+    return max(seqs, default=-1)
+
+
+def test_server_killed_and_restarted_nothing_missing_no_duplicates(
+    db_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "sent.jsonl"
+    args = [
+        "--script",
+        "counter",
+        "--items",
+        "5",
+        "--rate",
+        "200",
+        "--count",
+        "1600",
+        "--sent-log",
+        str(log),
+        "--keepalive-ms",
+        "1000",
+    ]
+    with (
+        run_server_subprocess(args, env={"PYTHONPATH": str(REPO)}) as srv,
+        running_daemon(db_url, srv.url, tmp_path) as daemon,
+    ):
+        wait_until(lambda: len(db_rows(db_url, exclude_time=True)) >= 400, timeout=20)
+        srv.kill()  # SIGKILL: no END; the client notices through its keepalive timers
+        wait_until(lambda: daemon.state.connection.startswith("DISCONNECTED"), timeout=15)
+        srv.start()  # same port; the counter resumes after the last logged sequence number
+        wait_until(lambda: _max_seq(log) == 1599, timeout=30)
+        wait_until(lambda: set(db_rows(db_url)) >= sent_rows(log), timeout=20)
+        sessions = {r["session"] for r in read_sent_log(log)}
+    rows = db_rows(db_url)
+    assert len(sessions) >= 2, "the client did not reconnect to the restarted server"
+    assert len(rows) == len(set(rows))  # nothing written twice
+    assert set(rows) == sent_rows(log)  # nothing sent is missing, nothing invented
+    assert max(int(r[2]) for r in rows if not r[0].startswith("TIME_")) == 1599
+
+
+def test_snapshot_resent_on_reconnect_adds_no_rows(db_url: str, tmp_path: Path) -> None:
+    feed = ScriptedFeed()
+    items = ["NODE3000005", "NODE3000004", "NODE3000008", "TIME_000001"]
+    start = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+    with run_server_in_thread(feed) as srv, running_daemon(db_url, srv.url, tmp_path) as daemon:
+        wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=10)
+        for i in range(40):
+            feed.publish_value(items[i % 4], f"{i}.25", start.replace(second=i))
+        wait_until(lambda: len(db_rows(db_url)) == 40, timeout=15)
+        sessions_before = daemon.state.connection
+        srv.restart()  # END,48, same port, same state: the client reconnects, gets a snapshot
+        wait_until(lambda: daemon.writer.counters.duplicates >= 4, timeout=20)
+        feed.publish_value("NODE3000005", "99", start.replace(minute=59))
+        wait_until(lambda: len(db_rows(db_url)) == 41, timeout=15)
+        assert sessions_before.startswith("CONNECTED")
+    with psycopg.connect(db_url) as conn:
+        states = [
+            r[0]
+            for r in conn.execute(
+                "SELECT state FROM feed_status WHERE kind = 'connection' ORDER BY id"
+            )
+        ]
+    assert len(db_rows(db_url)) == 41
+    assert daemon.writer.counters.duplicates == 4  # one snapshot update per item, all known
+    assert states.count("CONNECTED:WS-STREAMING") >= 2
+
+
+def test_database_outage_midstream_every_update_once(db_url: str, tmp_path: Path) -> None:
+    proxy = TcpProxy.for_database(db_url)
+    feed = CounterFeed(5, rate=300, count=3000)
+    log = tmp_path / "sent.jsonl"
+    try:
+        with (
+            run_server_in_thread(feed, sent_log=log) as srv,
+            running_daemon(
+                proxy.url_for(db_url), srv.url, tmp_path, memory_rows=400, retry_max=0.5
+            ) as daemon,
+        ):
+            wait_until(lambda: len(db_rows(db_url)) >= 300, timeout=20)
+            proxy.refuse()  # connections dropped and refused
+            down_at = time.monotonic()
+            wait_until(lambda: daemon.writer.db_up is False, timeout=10)
+            wait_until(lambda: daemon.writer.journal.entries > 0, timeout=20)  # spilled
+            outage = time.monotonic() - down_at
+            proxy.resume()
+            wait_until(feed.finished.is_set, timeout=30)
+            wait_until(lambda: daemon.writer.backlog == 0 and daemon.queue.empty(), timeout=30)
+            wait_until(lambda: len(db_rows(db_url)) >= len(sent_rows(log)), timeout=20)
+            counters = daemon.writer.counters
+    finally:
+        proxy.close()
+    rows = db_rows(db_url)
+    assert outage > 1.0
+    assert counters.outages == 1 and counters.spilled > 0 and counters.journal_replayed > 0
+    assert len(rows) == len(set(rows))
+    assert set(rows) == sent_rows(log)
+    # (the counter starts before the daemon connects: the sequence starts at the snapshot)
+    seqs = sorted(int(r[2]) for r in rows if not r[0].startswith("TIME_"))
+    assert seqs == list(range(seqs[0], 3000))
+    assert not list((tmp_path / "journal").glob("*.jsonl"))
+
+
+def test_sigterm_midstream_everything_received_is_written(db_url: str, tmp_path: Path) -> None:
+    feed = CounterFeed(5, rate=400, count=100_000)
+    log = tmp_path / "sent.jsonl"
+    with run_server_in_thread(feed, sent_log=log) as srv:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PEEBOT_DATABASE_URL": db_url,
+            "PEEBOT_FEED_URL": srv.url,
+            "PEEBOT_FEED_FAST_RECONNECT": "on",
+            "PEEBOT_CLOCK_CHECK": "off",
+            "PEEBOT_LOG_FORMAT": "json",
+            "PEEBOT_SUMMARY_SECONDS": "1",
+            "PEEBOT_JOURNAL_DIR": str(tmp_path / "journal"),
+            "PEEBOT_INGEST_BATCH_SECONDS": "1.0",  # keep a lot in flight when the signal lands
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "peebot_ingest.cli", "ingest"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_until(lambda: len(db_rows(db_url)) >= 500, timeout=30)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    final = [
+        json.loads(line)
+        for line in err.splitlines()
+        if line.startswith("{") and '"ingest final"' in line
+    ]
+    assert final, err[-2000:]
+    stats = final[-1]
+    rows = db_rows(db_url)
+    assert stats["received"] > 500
+    assert stats["rejected"] == 0 and stats["queue"] == 0 and stats["pending"] == 0
+    assert len(rows) == stats["written"] == stats["received"] - stats["duplicates"]
+    # in order and without a gap: the first k of the sequence, all of them sent
+    seqs = sorted(int(r[2]) for r in rows if not r[0].startswith("TIME_"))
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert set(rows) <= sent_rows(log)
