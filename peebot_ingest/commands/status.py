@@ -51,7 +51,7 @@ def ingest_health(url: str, now: datetime | None = None) -> dict[str, Any]:
                     "age_s": (now - row[0]).total_seconds() if row else None,
                 }
             )
-        counts = conn.execute(
+        counts: Any = conn.execute(
             """
             SELECT count(*) FILTER (WHERE ts >= %(now)s - interval '1 minute'),
                    count(*)
@@ -59,7 +59,7 @@ def ingest_health(url: str, now: datetime | None = None) -> dict[str, Any]:
             """,
             {"now": now},
         ).fetchone()
-        rejected = conn.execute(
+        rejected: Any = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE received_at >= %s - interval '1 hour') "
             "FROM rejected_update",
             (now,),
@@ -80,7 +80,7 @@ def ingest_health(url: str, now: datetime | None = None) -> dict[str, Any]:
                 if row
                 else None
             )
-        events = conn.execute(
+        events: Any = conn.execute(
             "SELECT count(*) FILTER (WHERE detected_at >= %s - interval '1 day'), count(*) "
             "FROM detected_event WHERE retracted_at IS NULL",
             (now,),
