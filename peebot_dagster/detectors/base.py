@@ -228,6 +228,15 @@ def window_frame(
     return out.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
+def horizon_seconds(frame: pd.DataFrame, horizon: datetime | None) -> float:
+    """Epoch seconds up to which the frame is complete: the given horizon, and never before
+    the frame's last reading (of any item: the other items show the feed was still up)."""
+    last = float(to_epoch_seconds(frame["ts"]).max()) if not frame.empty else -math.inf
+    if horizon is None:
+        return last
+    return max(as_utc(horizon).timestamp(), last)
+
+
 def step_mean(
     secs: np.ndarray, values: np.ndarray, lo: float, hi: float
 ) -> tuple[float, float, float]:

@@ -21,9 +21,9 @@ import pandas as pd
 from peebot_dagster.detectors.base import (
     Event,
     Processor,
-    as_utc,
     drop_repeats,
     from_epoch_seconds,
+    horizon_seconds,
     item_series,
 )
 
@@ -73,10 +73,7 @@ def detect_upa(
 ) -> list[Event]:
     secs, states = drop_repeats(*item_series(frame, UPA_ITEM))
     tank_t, tank_v = item_series(frame, TANK_ITEM)
-    last_t = float(secs[-1]) if secs.size else math.nan
-    if tank_t.size:
-        last_t = max(last_t, float(tank_t[-1])) if math.isfinite(last_t) else float(tank_t[-1])
-    hz = as_utc(horizon).timestamp() if horizon is not None else last_t
+    hz = horizon_seconds(frame, horizon)
     window = params.drain_window_min * 60.0
     events: list[Event] = []
     for i in range(1, secs.size):

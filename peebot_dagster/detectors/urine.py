@@ -43,9 +43,9 @@ import pandas as pd
 from peebot_dagster.detectors.base import (
     Event,
     Processor,
-    as_utc,
     drop_repeats,
     from_epoch_seconds,
+    horizon_seconds,
     item_series,
     step_mean,
     value_at,
@@ -225,9 +225,7 @@ def detect_urine(
     secs, vals = drop_repeats(raw_t, raw_v)
     if secs.size < 2:
         return []
-    hz = as_utc(horizon).timestamp() if horizon is not None else float(raw_t[-1])
-    if not frame.empty:
-        hz = max(hz, float(raw_t[-1]))
+    hz = horizon_seconds(frame, horizon)
     los = los_intervals(frame, SignalParams(stale_after_s=p.heartbeat_gap_s), None)
     events: list[Event] = []
     previous: tuple[Climb, Event | None] | None = None

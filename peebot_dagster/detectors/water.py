@@ -10,7 +10,9 @@ Algorithm: readings whose change from the previous one exceeds `step_pct` (10x t
 are *moves*; moves of one sign less than `max_step_gap_s` apart form one step. The step
 counts when the time-weighted mean over `settle_window_s` after it differs from the mean over
 the same span before it by at least `min_change_pct`: a drop is `clean_water_draw`, a rise
-`clean_water_refill`. Confidence: the change over the noise (s.d. before/after plus the
+`clean_water_refill`. A step whose first move follows a silence longer than `silence_s`
+is flagged `across_silence`; a rise across a silence no faster than `slow_fill_pct_per_h`
+is the water processor's steady production and not reported. Confidence: the change over the noise (s.d. before/after plus the
 0.01 % resolution), 1 - exp(-z / 10), so a 1 % change over 0.02 % noise is ~0.97.
 """
 
@@ -26,9 +28,9 @@ import pandas as pd
 from peebot_dagster.detectors.base import (
     Event,
     Processor,
-    as_utc,
     drop_repeats,
     from_epoch_seconds,
+    horizon_seconds,
     item_series,
     step_mean,
 )
@@ -47,6 +49,14 @@ class WaterParams:
     settle_window_s: float = 60.0
     # Smallest settled change reported; the 2018 draws were 5.4 %, the jitter < 0.3 %.
     min_change_pct: float = 1.0
+    # A move after a silence this long is seen only across it (a LOS, a recorder gap): the
+    # tank reports every ~10 s (2018: median gap 10 s, p99 70 s).
+    silence_s: float = 120.0
+    # A rise across a silence slower than this is the water processor's steady production
+    # (a few %/h; the simulator's WPA makes 4.5 %/h), not a refill step.
+    slow_fill_pct_per_h: float = 10.0
+    # Confidence factor of a step seen only across a silence.
+    silence_factor: float = 0.3
     # Resolution of the reading (0.01 %), the noise floor of the confidence.
     resolution_pct: float = 0.01
 
@@ -55,11 +65,11 @@ def detect_water(
     frame: pd.DataFrame, params: WaterParams, horizon: datetime | None = None
 ) -> list[Event]:
     p = params
-    secs, vals = drop_repeats(*item_series(frame, CLEAN_WATER_ITEM))
+    raw_t, raw_v = item_series(frame, CLEAN_WATER_ITEM)
+    secs, vals = drop_repeats(raw_t, raw_v)
     if secs.size < 2:
         return []
-    hz = as_utc(horizon).timestamp() if horizon is not None else float(secs[-1])
-    hz = max(hz, float(secs[-1]))
+    hz = horizon_seconds(frame, horizon)
     diffs = np.diff(vals)
     moves = [i + 1 for i in np.flatnonzero(np.abs(diffs) > p.step_pct)]
     events: list[Event] = []
@@ -84,9 +94,16 @@ def detect_water(
         change = after - before
         if abs(change) < p.min_change_pct or math.copysign(1.0, change) != sign:
             continue
+        flags = ["short_settle"] if cov_a < p.settle_window_s else []
+        silence = float(secs[first] - secs[first - 1])
+        if silence > p.silence_s:
+            if change > 0 and change / (silence / 3600.0) <= p.slow_fill_pct_per_h:
+                continue
+            flags.append("across_silence")
         noise = math.sqrt((sd_b**2 + sd_a**2) / 2.0) + p.resolution_pct
         confidence = 1.0 - math.exp(-abs(change) / noise / 10.0)
-        flags = ["short_settle"] if cov_a < p.settle_window_s else []
+        if "across_silence" in flags:
+            confidence *= p.silence_factor
         events.append(
             Event(
                 event_type="clean_water_draw" if change < 0 else "clean_water_refill",

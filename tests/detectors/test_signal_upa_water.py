@@ -98,3 +98,14 @@ def test_window_frame_carries_the_last_value_before_the_range() -> None:
     )
     assert sub["value"].tolist() == [16.0, 11.0]
     assert sub["ts"].tolist()[1] == at(100)
+
+
+def test_slow_production_across_a_silence_is_not_a_refill_but_a_draw_is_flagged() -> None:
+    before = [(t, 50.0) for t in range(0, 600, 10)]
+    after = [(t, 51.2 + (0.01 if (t // 10) % 2 else 0.0)) for t in range(1500, 2100, 10)]
+    frame = FrameBuilder().add("NODE3000009", before + after).frame()  # +1.2 % in 15 min
+    assert CLEAN_WATER.detect(frame) == []
+    drop = [(t, 45.0) for t in range(1500, 2100, 10)]
+    (e,) = CLEAN_WATER.detect(FrameBuilder().add("NODE3000009", before + drop).frame())
+    assert e.event_type == "clean_water_draw" and "across_silence" in e.metadata["flags"]
+    assert e.confidence <= 0.3
