@@ -40,6 +40,7 @@ ASSET_NAMES = {
     "clean_water": "clean_water_events",
 }
 DETECTION_GROUP = "detection"
+PER_MINUTE_METADATA_LIMIT = 60
 
 
 def asset_name(processor: Processor) -> str:
@@ -68,6 +69,7 @@ def materialization_metadata(outcome: WindowOutcome) -> dict[str, Any]:
     for event in outcome.events:
         by_type[event.event_type] = by_type.get(event.event_type, 0) + 1
     meta: dict[str, Any] = {
+        "events": 0,  # per minute; minutes with events override it
         "range_events": len(outcome.events),
         "inserted": len(result.inserted),
         "updated": len(result.updated),
@@ -132,15 +134,19 @@ def build_detection_asset(
         with db.connect(autocommit=True) as conn:
             outcome = run_window(conn, processor, window.start, window.end, params)
         keys = list(context.partition_keys)
-        for key, meta in partition_metadata(outcome, keys).items():
-            context.add_asset_metadata(meta, partition_key=key)
-        charts = event_charts(outcome, max_charts_per_run())
-        for key, png in charts.items():
+        per_minute = partition_metadata(outcome, keys)
+        for key, png in event_charts(outcome, max_charts_per_run()).items():
             b64 = base64.b64encode(png).decode("ascii")
-            context.add_asset_metadata(
-                {"chart": dg.MetadataValue.md(f"![level](data:image/png;base64,{b64})")},
-                partition_key=key,
-            )
+            chart = dg.MetadataValue.md(f"![level](data:image/png;base64,{b64})")
+            per_minute[key] = {**per_minute[key], "chart": chart}
+        # Dagster re-lists the whole range on every partition-scoped add (quadratic), so a
+        # long range gets per-minute metadata only where something happened; the run-wide
+        # `events: 0` covers the quiet minutes.
+        if len(keys) > PER_MINUTE_METADATA_LIMIT:
+            per_minute = {k: m for k, m in per_minute.items() if m["events"]}
+            per_minute = dict(list(per_minute.items())[:PER_MINUTE_METADATA_LIMIT])
+        for key, meta in per_minute.items():
+            context.add_asset_metadata(meta, partition_key=key)
         result = outcome.result
         context.log.info(
             f"{processor.name} [{window.start:%Y-%m-%d %H:%M}, {window.end:%Y-%m-%d %H:%M}): "
