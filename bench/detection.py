@@ -278,7 +278,9 @@ def pct(values: Iterable[float], q: float) -> float:
     return float(np.percentile(arr, q)) if arr.size else math.nan
 
 
-def run_sim(days: int, window_min: int, min_conf: float) -> dict[str, object]:
+def run_sim(
+    days: int, window_min: int, min_conf: float, noise_scale: float = 1.0
+) -> dict[str, object]:
     urine = get_processor("urine_tank")
     upa = get_processor("upa_cycle")
     signal = get_processor("signal")
@@ -303,6 +305,7 @@ def run_sim(days: int, window_min: int, min_conf: float) -> dict[str, object]:
     for d in range(days):
         seed, crew, noise = SIM_DAYS[d % len(SIM_DAYS)]
         seed += 1000 * (d // len(SIM_DAYS))
+        noise *= noise_scale
         start = base + timedelta(days=d)
         end = start + timedelta(days=1)
         c0 = time.perf_counter()
@@ -469,13 +472,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-png", action="store_true")
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--skip-sim", action="store_true")
+    ap.add_argument(
+        "--noise-scale", type=float, default=1.0, help="multiply every day's noise (stress)"
+    )
     ap.add_argument("--min-confidence", type=float, default=0.5, help="the 'would post' cut")
     args = ap.parse_args(argv)
     if not args.skip_real:
         run_real(None if args.no_png else args.out)
         print()
     if not args.skip_sim:
-        run_sim(args.days, args.window_min, args.min_confidence)
+        run_sim(args.days, args.window_min, args.min_confidence, args.noise_scale)
     return 0
 
 

@@ -25,6 +25,15 @@ sees it with the processor's look-back/look-ahead):
    have caused in between, when it is processing) must reach `min_settled_rise_pct`. Two
    levels flipping between v and v+1 can never differ by more than 1 in this measure.
 5. Classify: settled rise above `max_use_rise_pct` is a `bulk_transfer`, else `urination`.
+6. A climb still rising when the signal was lost (LOS or heartbeat silence) continues after
+   it: the higher value seen when the signal returns is its remainder, not a new event (the
+   earlier event gets the flag `continued_across_silence`).
+
+Flags: `los` (a LOS overlaps the event or its baseline/hold), `data_gap` (TIME_000001 went
+silent for more than `heartbeat_gap_s`), `rise_across_silence` (the first step was already
+>= `min_rise_pct` after `silence_s` of silence: the rise itself was not seen, its start is
+the first reading after the silence), `short_hold` (less than `hold_window_s` of data after
+the peak).
 
 Confidence: how far the settled rise stands above what flips alone can produce (1 %),
 in units of the flip noise (time-weighted s.d. of the level before and after, plus the
