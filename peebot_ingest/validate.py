@@ -82,6 +82,8 @@ class Rejection(NamedTuple):
 
 def clean_text(text: str) -> str:
     """Text PostgreSQL accepts: no NUL, no lone surrogates, bounded length."""
+    if text.isascii() and len(text) <= _MAX_TEXT and "\x00" not in text:
+        return text  # the common case, cheaply
     if len(text) > _MAX_TEXT:
         text = text[:_MAX_TEXT] + "…"
     if "\x00" in text:
@@ -141,9 +143,15 @@ def _year_start(year: int) -> datetime:
 def decode_hours(hours: float, year: int) -> datetime | None:
     """`timestamps.decode_timestamp` on an already parsed float (same arithmetic, same
     result); None when the TimeStamp is outside the year."""
-    if not 24.0 <= hours < (days_in_year(year) + 1) * 24.0:
+    info = _YEARS.get(year)
+    if info is None:
+        info = _YEARS[year] = (_year_start(year), (days_in_year(year) + 1) * 24.0)
+    if not 24.0 <= hours < info[1]:
         return None
-    return _year_start(year) + timedelta(hours=hours - 24.0)
+    return info[0] + timedelta(hours=hours - 24.0)
+
+
+_YEARS: dict[int, tuple[datetime, float]] = {}
 
 
 def parse_number(raw: Any) -> float | None:
@@ -190,6 +198,20 @@ def parse_status_class(raw: Any) -> tuple[int | None, str | None]:
 def _short(raw: Any) -> str:
     text = repr(raw)
     return clean_text(text if len(text) <= 40 else text[:37] + "...")
+
+
+_JSON_TEXT: dict[Any, str] = {}
+
+
+def _json_text(raw: Any) -> str:
+    """A JSON string of a field's text; the few values a status field takes are cached."""
+    cached = _JSON_TEXT.get(raw) if type(raw) is str else None
+    if cached is not None:
+        return cached
+    text = json.dumps(_optional_text(raw), ensure_ascii=False)
+    if type(raw) is str and len(_JSON_TEXT) < 1024 and len(raw) <= 32:
+        _JSON_TEXT[raw] = text
+    return text
 
 
 def _optional_text(raw: Any) -> str | None:
@@ -290,6 +312,7 @@ class Validator:
         self.clock_check = clock_check
         self.max_future_seconds = max_future_seconds
         self.years = years or YearTracker()
+        self._good_items: set[str] = set()
 
     # -- feed updates ---------------------------------------------------------------------
 
@@ -312,9 +335,14 @@ class Validator:
         return Rejection(self.source, item_id, reason, raw_payload(item, fields), now)
 
     def _update(self, item: Any, fields: Any, now: float, snapshot: bool) -> Reading | Rejection:
-        if not isinstance(item, str) or not _ITEM_ID.fullmatch(item):
-            return self._reject(item, fields, now, f"item name {_short(item)} is not an item id")
-        if not isinstance(fields, Mapping):
+        if item not in self._good_items:
+            if not isinstance(item, str) or not _ITEM_ID.fullmatch(item):
+                return self._reject(
+                    item, fields, now, f"item name {_short(item)} is not an item id"
+                )
+            if len(self._good_items) < 10_000:
+                self._good_items.add(item)
+        if type(fields) is not dict and not isinstance(fields, Mapping):
             return self._reject(item, fields, now, "fields are not a mapping")
         raw_ts = fields.get("TimeStamp")
         hours = parse_number(raw_ts)
@@ -339,10 +367,10 @@ class Validator:
         meta = '{"raw_ts": "' + (raw_ts.strip() if type(raw_ts) is str else repr(hours)) + '"'
         indicator = fields.get("Status.Indicator")
         if indicator is not None and indicator != "":
-            meta += ', "indicator": ' + json.dumps(_optional_text(indicator), ensure_ascii=False)
+            meta += ', "indicator": ' + _json_text(indicator)
         color = fields.get("Status.Color")
         if color is not None and color != "":
-            meta += ', "color": ' + json.dumps(_optional_text(color), ensure_ascii=False)
+            meta += ', "color": ' + _json_text(color)
         if snapshot:
             meta += ', "snapshot": true'
         return self._finish(

