@@ -19,6 +19,7 @@ PEEBOT_INGEST_QUEUE_SIZE, PEEBOT_JOURNAL_DIR, PEEBOT_SUMMARY_SECONDS, PEEBOT_LOG
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import queue
@@ -275,6 +276,7 @@ class FeedSource:
 class IngestDaemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
+        config.signal.clock_check = config.clock_check
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=config.queue_size)
         self.log = structlog.get_logger("peebot.ingest")
         self.validator = Validator(source="feed", clock_check=config.clock_check)
@@ -315,10 +317,10 @@ class IngestDaemon:
             )
         if not items:
             items = [c.item_id for c in load_catalog()]
-        for special in (TIME_ITEM, YEAR_ITEM):
-            if special not in items:
-                items.append(special)
-        return items
+        # the year first: the snapshot arrives in this order, and TIME_000002 tells the year
+        # every other TimeStamp belongs to
+        rest = [i for i in items if i not in (YEAR_ITEM, TIME_ITEM)]
+        return [YEAR_ITEM, TIME_ITEM, *rest]
 
     def run(self, install_signals: bool = True) -> int:
         """Run until SIGTERM/SIGINT (or `stop()`); returns the exit status."""
@@ -404,8 +406,29 @@ class IngestDaemon:
                     break
             self.exit_clean = writer.close(timeout=10.0)
             self._summary(final=True)
+        except Exception:
+            # a bug: keep what we hold (the journal is written back at the next start) and
+            # stop, so a supervisor restarts us, rather than block the feed's thread forever
+            self.log.exception("writer thread failed; saving the backlog to the journal")
+            with contextlib.suppress(Exception):
+                self._drain_to_journal()
+            self.exit_clean = False
+            self._stop.set()
         finally:
             self._finished.set()
+
+    def _drain_to_journal(self) -> None:
+        while True:
+            try:
+                msg = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            with contextlib.suppress(Exception):
+                self._handle(msg)
+        if self.writer.pending:
+            chunk = list(self.writer.pending)
+            self.writer.pending.clear()
+            self.writer.journal.append(chunk)
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]

@@ -498,7 +498,8 @@ class BufferedWriter:
                 for _ in range(n):
                     self.pending.popleft()
                 self._oldest_at = self.clock() if self.pending else None
-        except DatabaseUnavailable as exc:
+        except (DatabaseUnavailable, DatabaseError) as exc:
+            # DatabaseError: reachable but not usable (e.g. not migrated yet): keep trying too
             self._mark_down(str(exc))
             return False
         self._mark_up()

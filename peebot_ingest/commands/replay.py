@@ -224,6 +224,20 @@ def replay(
     )
 
 
+def year_readings(readings: Sequence[tuple[str, datetime, str]]) -> list[tuple[str, datetime, str]]:
+    """`TIME_000002` (the year) at the start of the recording and at each New Year in it,
+    as the live feed has it: TimeStamps carry no year, so a client needs this one."""
+    from peebot_ingest.catalog import YEAR_ITEM
+
+    if any(item == YEAR_ITEM for item, _, _ in readings):
+        return []
+    first: dict[int, datetime] = {}
+    for _, ts, _ in readings:
+        if ts.year not in first or ts < first[ts.year]:
+            first[ts.year] = ts
+    return [(YEAR_ITEM, ts, str(year)) for year, ts in sorted(first.items())]
+
+
 def _serve(
     paths: Sequence[str], year: int | None, speed: float, host: str, port: int, strict: bool
 ) -> None:
@@ -239,6 +253,7 @@ def _serve(
     readings = [(r.item_id, r.ts, repr(r.value)) for rec in recordings for r in rec.readings]
     if not readings:
         raise click.ClickException("nothing to serve")
+    readings += year_readings(readings)
     feed = RecordingFeed(readings, speed)
 
     def ready(server: TlcpServer) -> None:

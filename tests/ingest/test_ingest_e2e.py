@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from peebot_ingest.simulator.testing import (
     run_server_subprocess,
     wait_until,
 )
-from peebot_ingest.timestamps import decode_timestamp, infer_year
+from peebot_ingest.timestamps import decode_timestamp, format_timestamp, infer_year
 from peebot_ingest.writer import WriterConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -267,3 +267,47 @@ def test_sigterm_midstream_everything_received_is_written(db_url: str, tmp_path:
     seqs = sorted(int(r[2]) for r in rows if not r[0].startswith("TIME_"))
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert set(rows) <= sent_rows(log)
+
+
+def test_replay_serve_streams_a_recording_into_the_daemon(db_url: str, tmp_path: Path) -> None:
+    from peebot_ingest.simulator.testing import free_port, port_open
+
+    t0 = datetime(2023, 9, 19, 11, 0, tzinfo=UTC)
+    csv = tmp_path / "rec.csv"
+    lines = ["item_id,ts,value,status_class,calibrated_data", f"NODE3000005,{t0.isoformat()},40,,"]
+
+    # the rest starts 600 recorded seconds later: 3 s of wall time at speed 200, time for
+    # the client to connect before it flows
+    def on_the_wire(when: datetime) -> datetime:  # TimeStamps carry ~0.4 ms resolution
+        return decode_timestamp(float(format_timestamp(when)), 2023)
+
+    expected = {("NODE3000005", on_the_wire(t0), 40.0)}
+    for i in range(100):
+        when = t0 + timedelta(seconds=600 + i)
+        lines.append(f"NODE3000005,{when.isoformat()},{41 + i % 3},,")
+        expected.add(("NODE3000005", on_the_wire(when), float(41 + i % 3)))
+    csv.write_text("\n".join(lines) + "\n")
+    port = free_port()
+    with running_daemon(db_url, f"http://127.0.0.1:{port}", tmp_path):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "peebot_ingest.cli", "replay", "--serve", "--speed", "200",
+             "--port", str(port), str(csv)],
+            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: port_open("127.0.0.1", port), timeout=30)
+            try:
+                wait_until(
+                    lambda: {r for r in db_rows(db_url) if r[0] == "NODE3000005"} >= expected,
+                    timeout=30,
+                )
+            except TimeoutError:
+                got = {r for r in db_rows(db_url) if r[0] == "NODE3000005"}
+                raise AssertionError(f"missing {sorted(expected - got)[:3]}") from None
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    rows = [r for r in db_rows(db_url) if r[0] == "NODE3000005"]
+    assert sorted(rows) == sorted(expected)
+    assert any(r[0] == "TIME_000001" for r in db_rows(db_url))  # the feed's time ticks
