@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -65,12 +64,9 @@ def prepare_dagster_home(home: Path) -> Path:
     return dagster_home
 
 
-def simulation_start(speed: float, horizon: timedelta = timedelta(hours=2)) -> datetime:
-    """Where simulated time starts so that it stays behind the wall clock for `horizon` of
-    running: Dagster's minute partitions end at the current minute, so readings from the
-    future would have no partition yet."""
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    return now - (horizon * max(speed - 1.0, 0.0))
+# Without --scenario, the offline demo schedules a few uses so that events (and dry-run
+# posts) appear within minutes of starting; the crew's random uses follow.
+DEMO_SCENARIO = "use@+40s,use@+3m,use@+7m"
 
 
 @click.command("up")
@@ -164,10 +160,11 @@ def _run(
     env["PYTHONUNBUFFERED"] = "1"
     peebot = [sys.executable, "-m", "peebot_ingest.cli"]
 
-    feed_url = os.environ.get("PEEBOT_LIGHTSTREAMER_URL", LIVE_SERVER)
+    feed_url = os.environ.get("PEEBOT_FEED_URL", LIVE_SERVER)
     if simulate:
         sim_port = sim_port or free_port()
-        start = simulation_start(speed)
+        # At --speed > 1 the simulator starts in the past and never runs ahead of the wall
+        # clock: Dagster's minute partitions end at the current minute.
         argv = [
             *peebot,
             "simulate",
@@ -175,13 +172,11 @@ def _run(
             str(sim_port),
             "--speed",
             str(speed),
-            "--start",
-            start.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "--truth",
             str(home / "truth.jsonl"),
+            "--scenario",
+            scenario or DEMO_SCENARIO,
         ]
-        if scenario:
-            argv += ["--scenario", scenario]
         if seed is not None:
             argv += ["--seed", str(seed)]
         sup.start(
@@ -196,7 +191,7 @@ def _run(
         feed_url = f"http://127.0.0.1:{sim_port}"
         env["PEEBOT_SIMULATED_FEED"] = "1"  # TimeStamps do not follow the wall clock
 
-    ingest_argv = [*peebot, "ingest", "--server", feed_url]
+    ingest_argv = [*peebot, "ingest", "--feed-url", feed_url]
     sup.start(Child("ingest", ingest_argv, env, stop_timeout=30))
 
     if not no_dagster:
