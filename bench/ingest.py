@@ -360,6 +360,7 @@ def main() -> None:
     args = ap.parse_args()
     table: list[tuple[str, str, str]] = []
     started = time.monotonic()
+    load_start = os.getloadavg()
     with admin_url() as admin:
         if not args.skip_writer:
             w = bench_writer(admin, args.rows)
@@ -404,7 +405,12 @@ def main() -> None:
                  f"(goal < 200 MB)"),
             ]  # fmt: skip
     print_table(table, final=True)
-    print(f"total bench time {time.monotonic() - started:.0f} s")
+    load = os.getloadavg()
+    print(
+        f"total bench time {time.monotonic() - started:.0f} s; load average at the end "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} cores "
+        f"(at the start {load_start[0]:.2f})"
+    )
 
 
 def print_table(rows: list[tuple[str, str, str]], final: bool = False) -> None:

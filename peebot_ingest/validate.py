@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from peebot_ingest.catalog import TIME_ITEM, YEAR_ITEM
-from peebot_ingest.timestamps import days_in_year, encode_timestamp
+from peebot_ingest.timestamps import days_in_year, encode_timestamp, infer_year
 
 FIELDS = (
     "TimeStamp",
@@ -237,7 +237,7 @@ class YearTracker:
     def __init__(self, feed_year: int | None = None) -> None:
         self.feed_year = feed_year
         self.newest: datetime | None = None
-        self._ref: tuple[int, float] | None = None  # (year, TimeStamp hours) of the reference
+        self._ref: tuple[datetime, float] | None = None  # the reference and its TimeStamp
         self._ref_newest: datetime | None = None
 
     def reference(self, now: float) -> datetime:
@@ -259,15 +259,13 @@ class YearTracker:
         ref = self._ref
         if ref is None:
             when = self.reference(now)
-            ref = (when.year, encode_timestamp(when))
+            ref = (when, encode_timestamp(when))
             if self.feed_year is not None or self.newest is not None:
                 self._ref = ref  # the clock is read afresh until the feed says something
-        year, ref_hours = ref
-        if hours - ref_hours > _ROLLOVER_HOURS:
-            return year - 1
-        if ref_hours - hours > _ROLLOVER_HOURS:
-            return year + 1
-        return year
+        when, ref_hours = ref
+        if -_ROLLOVER_HOURS <= hours - ref_hours <= _ROLLOVER_HOURS:
+            return when.year  # the hot path: what infer_year returns when nothing wrapped
+        return infer_year(hours, when)  # New Year: 31 Dec <-> 1 Jan
 
     def observe(self, item_id: str, ts: datetime, value: float) -> None:
         newest = self.newest

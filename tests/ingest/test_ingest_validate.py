@@ -254,3 +254,20 @@ def test_valid_readings_are_accepted_and_keys_deterministic(
     b = Validator(source="inject", clock_check=False).reading(item, ts, repr(value))
     assert isinstance(a, Reading) and isinstance(b, Reading)
     assert a.event_id == b.event_id
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hours=st.floats(min_value=24.0, max_value=366 * 24 + 23.99),
+    ref=st.datetimes(
+        min_value=datetime(2001, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
+    ),
+)
+def test_year_rule_is_infer_year(hours: float, ref: datetime) -> None:
+    from peebot_ingest.timestamps import infer_year
+
+    years = YearTracker()
+    years.observe("NODE3000005", ref, 1.0)
+    assert years.year_for(hours, 0.0) == infer_year(hours, ref)
+    clock_only = YearTracker()
+    assert clock_only.year_for(hours, ref.timestamp()) == infer_year(hours, ref)
