@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from peebot_ingest.daemon import DaemonConfig, IngestDaemon
 from peebot_ingest.simulator.feeds import CounterFeed, ScriptedFeed
@@ -185,7 +186,10 @@ def test_snapshot_resent_on_reconnect_adds_no_rows(db_url: str, tmp_path: Path) 
     assert states.count("CONNECTED:WS-STREAMING") >= 2
 
 
-def test_database_outage_midstream_every_update_once(db_url: str, tmp_path: Path) -> None:
+def test_database_outage_midstream_every_update_once(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="peebot.ingest.writer")
     proxy = TcpProxy.for_database(db_url)
     feed = CounterFeed(5, rate=300, count=3000)
     log = tmp_path / "sent.jsonl"
@@ -218,6 +222,9 @@ def test_database_outage_midstream_every_update_once(db_url: str, tmp_path: Path
     seqs = sorted(int(r[2]) for r in rows if not r[0].startswith("TIME_"))
     assert seqs == list(range(seqs[0], 3000))
     assert not list((tmp_path / "journal").glob("*.jsonl"))
+    said = [r.getMessage() for r in caplog.records if r.name == "peebot.ingest.writer"]
+    assert sum("database unavailable" in m for m in said) == 1  # once, however long
+    assert sum("database is back" in m for m in said) == 1
 
 
 def test_sigterm_midstream_everything_received_is_written(db_url: str, tmp_path: Path) -> None:
