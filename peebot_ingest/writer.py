@@ -278,7 +278,12 @@ class DatabaseSink:
         with cur.copy(f"COPY ingest_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_STAGE_TYPES)
             write_row = copy.write_row
+            last_received = None
+            ingested_at = None
             for r in readings:
+                if r.received_at != last_received:  # a replay stamps all its rows alike
+                    last_received = r.received_at
+                    ingested_at = fromts(last_received, UTC)
                 write_row(
                     (
                         channels[r.item_id],
@@ -287,7 +292,7 @@ class DatabaseSink:
                         r.calibrated_data,
                         r.status_class,
                         r.event_id,
-                        fromts(r.received_at, UTC),
+                        ingested_at,
                         r.metadata,
                     )
                 )
