@@ -13,7 +13,9 @@ Configuration (environment, `PEEBOT_` prefix; see `DaemonConfig.from_env`):
 PEEBOT_FEED_URL, PEEBOT_FEED_ADAPTER_SET, PEEBOT_FEED_TRANSPORT, PEEBOT_FEED_FAST_RECONNECT,
 PEEBOT_CLOCK_CHECK, PEEBOT_STALE_AFTER_SECONDS, PEEBOT_STALE_LAG_SECONDS,
 PEEBOT_INGEST_BATCH_ROWS, PEEBOT_INGEST_BATCH_SECONDS, PEEBOT_INGEST_MEMORY_ROWS,
-PEEBOT_INGEST_QUEUE_SIZE, PEEBOT_JOURNAL_DIR, PEEBOT_SUMMARY_SECONDS, PEEBOT_LOG_FORMAT.
+PEEBOT_INGEST_QUEUE_SIZE, PEEBOT_JOURNAL_DIR, PEEBOT_SUMMARY_SECONDS, PEEBOT_LOG_FORMAT,
+PEEBOT_FEED_RECONNECT_SECONDS (how long to wait before reconnecting after a terminal server
+error, e.g. a wrong adapter set: the client itself gives up on those).
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ class DaemonConfig:
             queue_size=int(_env_num("PEEBOT_INGEST_QUEUE_SIZE", 50_000)),
             journal_dir=Path(journal) if journal else peebot_home() / "journal",
             summary_seconds=_env_num("PEEBOT_SUMMARY_SECONDS", 60.0),
+            reconnect_seconds=_env_num("PEEBOT_FEED_RECONNECT_SECONDS", 10.0),
             writer=writer,
             signal=sig,
         )
@@ -294,6 +297,7 @@ class IngestDaemon:
         self._finished = threading.Event()
         self._feed_down_since: float | None = None
         self._ever_connected = False
+        self._last_feed_error = ""
         self._last_summary = time.monotonic()
         self.exit_clean = False
 
@@ -364,7 +368,7 @@ class IngestDaemon:
     def _watch_feed(self) -> None:
         """The client retries by itself, except after a terminal error: then reconnect."""
         feed = self.feed
-        if feed is None or feed.status != "DISCONNECTED" or not self._ever_connected:
+        if feed is None or feed.status != "DISCONNECTED":
             return
         if (
             self._feed_down_since is not None
@@ -456,7 +460,15 @@ class IngestDaemon:
             self._on_status(status, wall)
         elif kind == "e":
             _, text, wall = msg
-            self.log.error("feed error", detail=text)
+            if text != self._last_feed_error:  # say it once, not at every retry
+                self._last_feed_error = text
+                self.log.error("feed error", detail=text)
+            if text.startswith(("server error", "subscription error")):
+                self._on_status_error(text, wall)
+
+    def _on_status_error(self, text: str, wall: float) -> None:
+        for t in self.state.on_connection(f"ERROR: {text}"[:200], wall, {"error": text}):
+            self.writer.add(t)
 
     def _on_status(self, status: str, wall: float) -> None:
         for t in self.state.on_connection(status, wall):
@@ -472,6 +484,7 @@ class IngestDaemon:
                 self.log.info("feed connected", status=status)
             self._feed_down_since = None
             self._ever_connected = True
+            self._last_feed_error = ""
         elif status.startswith("DISCONNECTED") and self._feed_down_since is None:
             self._feed_down_since = wall
             if self._ever_connected and not self._stop.is_set():

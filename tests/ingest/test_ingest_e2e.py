@@ -318,3 +318,29 @@ def test_replay_serve_streams_a_recording_into_the_daemon(db_url: str, tmp_path:
     rows = [r for r in db_rows(db_url) if r[0] == "NODE3000005"]
     assert sorted(rows) == sorted(expected)
     assert any(r[0] == "TIME_000001" for r in db_rows(db_url))  # the feed's time ticks
+
+
+def test_terminal_feed_error_is_retried_until_the_server_accepts(
+    db_url: str, tmp_path: Path
+) -> None:
+    feed = ScriptedFeed()
+    with run_server_in_thread(feed, adapter_set="SOMETHING_ELSE") as srv:
+        with running_daemon(db_url, srv.url, tmp_path) as daemon:
+            daemon.config.reconnect_seconds = 1.0
+            # CONERR 2 (unknown adapter set): the client stops for good; the daemon does not
+            wait_until(lambda: daemon._last_feed_error.startswith("server error 2"), timeout=15)
+            srv.adapter_set = "ISSLIVE"
+            srv.restart()
+            wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=20)
+            fields = feed.publish_value("NODE3000005", "61", datetime(2026, 1, 2, tzinfo=UTC))
+            wait_until(lambda: len(db_rows(db_url)) == 1, timeout=15)
+    with psycopg.connect(db_url) as conn:
+        states = [
+            r[0]
+            for r in conn.execute(
+                "SELECT state FROM feed_status WHERE kind = 'connection' ORDER BY id"
+            )
+        ]
+    assert any(s.startswith("ERROR: server error 2") for s in states)
+    assert states[-2:] == ["CONNECTED:WS-STREAMING", "DISCONNECTED"]
+    assert db_rows(db_url)[0][2] == 61.0 and fields["Value"] == "61"
