@@ -28,6 +28,9 @@ defs = dg.Definitions.merge(
         jobs=[detection_job],
         sensors=[telemetry_watermark_sensor],
         resources={"db": database_resource()},
+        # steps here are short database calls: a subprocess per step (Dagster's default)
+        # costs more than the work, also for ad-hoc materializations from the UI or CLI
+        executor=dg.in_process_executor,
     ),
     daily.defs,
     maintenance.defs,

@@ -112,3 +112,52 @@ def test_deployed_definitions_load(monkeypatch):
         )
     assert not graph.get(dg.AssetKey("telemetry_reading")).is_executable
     assert defs.resolve_sensor_def("telemetry_watermark_sensor")
+
+
+def test_instance_on_postgres_and_workspace_validate(pg_server, tmp_path, monkeypatch):
+    """dagster.yaml gives a PostgreSQL instance (psycopg2 scheme, socket URL), and the
+    workspace validates from the command line against it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import uuid
+    from pathlib import Path
+
+    from peebot_ingest.db import sqlalchemy_url
+
+    repo = Path(__file__).resolve().parents[2]
+    storage = pg_server.create_database(f"peebot_dagster_{uuid.uuid4().hex[:8]}")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(repo / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PEEBOT_DAGSTER_STORAGE_URL": sqlalchemy_url(storage),
+        "PEEBOT_DATABASE_URL": "postgresql://nobody@localhost:1/none",
+    }
+    for key in ("DAGSTER_HOME", "PEEBOT_DAGSTER_STORAGE_URL"):
+        monkeypatch.setenv(key, env[key])
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert instance.get_settings("telemetry") == {"enabled": False}
+        assert instance.run_coordinator is not None
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_monitoring_enabled
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
+         "workspace.yaml"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "All code locations passed validation" in proc.stdout + proc.stderr
+
+
+def test_deployed_jobs_run_in_process(monkeypatch):
+    monkeypatch.setenv("PEEBOT_DATABASE_URL", "postgresql://nobody@localhost:1/none")
+    from peebot_dagster.definitions import defs
+
+    assert defs.executor is dg.in_process_executor
+    assert defs.resolve_job_def("detection_job").executor_def is dg.in_process_executor
