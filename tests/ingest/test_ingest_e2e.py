@@ -324,16 +324,18 @@ def test_terminal_feed_error_is_retried_until_the_server_accepts(
     db_url: str, tmp_path: Path
 ) -> None:
     feed = ScriptedFeed()
-    with run_server_in_thread(feed, adapter_set="SOMETHING_ELSE") as srv:
-        with running_daemon(db_url, srv.url, tmp_path) as daemon:
-            daemon.config.reconnect_seconds = 1.0
-            # CONERR 2 (unknown adapter set): the client stops for good; the daemon does not
-            wait_until(lambda: daemon._last_feed_error.startswith("server error 2"), timeout=15)
-            srv.adapter_set = "ISSLIVE"
-            srv.restart()
-            wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=20)
-            fields = feed.publish_value("NODE3000005", "61", datetime(2026, 1, 2, tzinfo=UTC))
-            wait_until(lambda: len(db_rows(db_url)) == 1, timeout=15)
+    with (
+        run_server_in_thread(feed, adapter_set="SOMETHING_ELSE") as srv,
+        running_daemon(db_url, srv.url, tmp_path) as daemon,
+    ):
+        daemon.config.reconnect_seconds = 1.0
+        # CONERR 2 (unknown adapter set): the client stops for good; the daemon does not
+        wait_until(lambda: daemon._last_feed_error.startswith("server error 2"), timeout=15)
+        srv.adapter_set = "ISSLIVE"
+        srv.restart()
+        wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=20)
+        fields = feed.publish_value("NODE3000005", "61", datetime(2026, 1, 2, tzinfo=UTC))
+        wait_until(lambda: len(db_rows(db_url)) == 1, timeout=15)
     with psycopg.connect(db_url) as conn:
         states = [
             r[0]
