@@ -11,6 +11,7 @@ from peebot_dagster.assets import DETECTION_ASSETS, telemetry_reading_spec
 from peebot_dagster.checks import DETECTION_CHECKS
 from peebot_dagster.jobs import detection_job
 from peebot_dagster.partitions import minute_partitions
+from peebot_dagster.posting import definitions as posting
 from peebot_dagster.resources import database_resource
 from peebot_dagster.sensors import telemetry_watermark_sensor
 
@@ -32,6 +33,7 @@ defs = dg.Definitions.merge(
         # costs more than the work, also for ad-hoc materializations from the UI or CLI
         executor=dg.in_process_executor,
     ),
+    posting.defs,
     daily.defs,
     maintenance.defs,
 )

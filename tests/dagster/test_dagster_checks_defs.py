@@ -112,6 +112,9 @@ def test_deployed_definitions_load(monkeypatch):
         )
     assert not graph.get(dg.AssetKey("telemetry_reading")).is_executable
     assert defs.resolve_sensor_def("telemetry_watermark_sensor")
+    # posting's job and sensor are part of the same code location
+    assert defs.resolve_job_def("post_events_job")
+    assert {s.name for s in defs.sensors or []} >= {"telemetry_watermark_sensor"}
 
 
 def test_instance_on_postgres_and_workspace_validate(pg_server, tmp_path, monkeypatch):
