@@ -2,8 +2,9 @@
 
 A window `[start, end)` owns the events of its processor that *start* inside it. Replacing
 them inserts the new ones, updates the changed ones and deletes the vanished ones, except
-those already posted (or being posted): those are kept and marked `retracted_at`, because
-the post is out in the world and the outbox must still point at a row.
+those already posted (or being posted, or whose post may have gone out): those are kept and
+marked `retracted_at`, because the post is out in the world and the outbox must still point
+at a row. Deleting an event deletes its pending outbox rows with it (ON DELETE CASCADE).
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ _EXISTING_SQL = """
 SELECT e.id, e.event_key, e.retracted_at IS NOT NULL AS retracted,
        e.posted_at IS NOT NULL
        OR EXISTS (SELECT 1 FROM social_post sp
-                  WHERE sp.event_id = e.id AND sp.status IN ('posted', 'sending')) AS posted
+                  WHERE sp.event_id = e.id
+                    AND (sp.status IN ('posted', 'sending')
+                         -- the network may have taken it: treat as posted
+                         OR (sp.status = 'failed'
+                             AND sp.error_kind IN ('ambiguous', 'duplicate')))) AS posted
 FROM detected_event e
 WHERE e.processor = %(processor)s AND e.detected_at >= %(start)s AND e.detected_at < %(end)s
 ORDER BY e.detected_at
