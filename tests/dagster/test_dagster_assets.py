@@ -90,7 +90,7 @@ def test_recording_materialized_yields_detector_events(loaded_db, test_assets, i
 
 
 def test_same_window_twice_changes_nothing(loaded_db, test_assets, instance):
-    first, last = "2023-09-18-23:00", "2023-09-19-01:59"
+    first, last = "2023-09-18-23:00", "2023-09-19-00:59"
     materialize(test_assets, loaded_db, instance, "urine_tank_events", first=first, last=last)
     with psycopg.connect(loaded_db) as conn:
         before = conn.execute(
@@ -113,7 +113,7 @@ def test_same_window_twice_changes_nothing(loaded_db, test_assets, instance):
 
 
 def test_changed_parameter_replaces_events_and_keeps_posted(loaded_db, test_assets, instance):
-    first, last = "2023-09-18-23:00", "2023-09-19-02:59"
+    first, last = "2023-09-18-23:00", "2023-09-19-01:59"
     materialize(test_assets, loaded_db, instance, "urine_tank_events", first=first, last=last)
     rows = event_rows(loaded_db)
     uses = [r for r in rows if r["event_type"] == "urination"]
