@@ -5,11 +5,14 @@
 
 (1) The writer path alone: synthetic raw updates (the six ISS Live fields, as the listener
     hands them over) over the 337 catalogue channels, through validate -> enrich (event id)
-    -> BufferedWriter (binary COPY into the staging table + INSERT ... ON CONFLICT DO NOTHING,
-    watermark) into `telemetry_reading`. Baseline, same run, same server: one plain binary
-    COPY of exactly the rows that path wrote, into an empty table with the same columns,
-    indexes, unique key and foreign key (the bytes streamed straight from a file, so the
-    baseline carries no Python work at all). Prints rows/s of each and the ratio.
+    -> the bulk writer (binary COPY straight into `telemetry_reading` in a savepoint while a
+    batch holds no duplicate, else COPY into the staging table + INSERT ... ON CONFLICT DO
+    NOTHING; the watermark) to committed rows. Baseline, same run, same server: one plain
+    binary COPY of exactly the rows that path wrote, into an empty twin table with the same
+    columns, indexes, unique key and foreign key; the bytes are streamed from a file, so the
+    baseline carries no Python work at all. The two alternate chunk by chunk (200,000 rows)
+    so both see the same load on this shared machine. Prints rows/s of each and the ratio,
+    and the rate of a re-sent 100,000 (all duplicates).
 (2) The real client against the local TLCP server (`peebot simulate --script counter`, a
     subprocess) sending flat out, the daemon (`peebot ingest`, a subprocess): updates/s
     delivered to the listener and written, and the count lost (gaps in the sequence).
@@ -123,29 +126,67 @@ def synthetic_chunk(
 
 
 def bench_writer(admin: str, rows: int) -> dict[str, Any]:
+    """Chunk by chunk, interleaved so both sides see the same machine load (it is shared):
+    the writer path takes a chunk of raw updates to committed rows; then those very rows
+    (dumped in binary, untimed) go by one plain binary COPY into the twin table."""
     url = fresh_database(admin, "writer")
     items = [c.item_id for c in load_catalog()]
     t0 = datetime(2026, 5, 1, tzinfo=UTC)
     validator = Validator(source="feed", clock_check=False, years=YearTracker(2026))
     journal_dir = Path(tempfile.mkdtemp(prefix="peebot-bench-journal-"))
+    dump = journal_dir / "rows.copy"
     loader = BulkLoader(DatabaseSink(url, source="bench"), batch_rows=20_000)
-    chunk = 100_000
+    chunk = 200_000  # per chunk the pipeline fills and drains once
     elapsed = 0.0
+    baseline_s = 0.0
     done = 0
-    while done < rows:
-        n = min(chunk, rows - done)
-        updates = synthetic_chunk(done, n, items, t0)  # not timed: this is the feed
-        t = time.perf_counter()
-        add = loader.add
-        update = validator.update
-        for item, fields, received in updates:
-            add(update(item, fields, received))
-        elapsed += time.perf_counter() - t
-        done += n
-    t = time.perf_counter()
-    counters = loader.close()
-    elapsed += time.perf_counter() - t
-    assert counters.written == rows, f"written {counters.written} of {rows}"
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "CREATE TABLE baseline_reading (LIKE telemetry_reading INCLUDING ALL); "
+            "ALTER TABLE baseline_reading ADD FOREIGN KEY (channel_id) "
+            "REFERENCES telemetry_channel (id)"
+        )
+        conn.commit()
+        while done < rows:
+            n = min(chunk, rows - done)
+            updates = synthetic_chunk(done, n, items, t0)  # not timed: this is the feed
+            t = time.perf_counter()
+            add = loader.add
+            update = validator.update
+            for item, fields, received in updates:
+                add(update(item, fields, received))
+            loader.wait()  # committed before the clock stops: no writing in untimed gaps
+            elapsed += time.perf_counter() - t
+            del updates
+            lo, hi = t0 + timedelta(milliseconds=done), t0 + timedelta(milliseconds=done + n)
+            with (
+                dump.open("wb") as fh,
+                conn.cursor().copy(
+                    f"COPY (SELECT {COLUMNS} FROM telemetry_reading "
+                    f"WHERE ts >= '{lo.isoformat()}' AND ts < '{hi.isoformat()}' ORDER BY ts) "
+                    "TO STDOUT (FORMAT BINARY)"
+                ) as copy,
+            ):
+                for block in copy:
+                    fh.write(block)
+            conn.commit()
+            t = time.perf_counter()
+            with (
+                conn.cursor().copy(
+                    f"COPY baseline_reading ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+                dump.open("rb") as fh,
+            ):
+                while block := fh.read(1 << 20):
+                    copy.write(block)
+            conn.commit()
+            baseline_s += time.perf_counter() - t
+            done += n
+        counters = loader.close()
+        assert counters.written == rows, f"written {counters.written} of {rows}"
+        n_base = conn.execute("SELECT count(*) FROM baseline_reading").fetchone()[0]
+        n_ours = conn.execute("SELECT count(*) FROM telemetry_reading").fetchone()[0]
+    assert n_base == n_ours == rows, (n_base, n_ours, rows)
 
     # a second pass over the last 100k: dedupe at work, nothing added
     tail = synthetic_chunk(max(0, rows - 100_000), min(rows, 100_000), items, t0)
@@ -159,40 +200,6 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
         dup_writer.add(validator.update(item, fields, received))
     dup_writer.close()
     dup_s = time.perf_counter() - t
-
-    # baseline: the very same rows, one plain binary COPY into an empty twin table
-    dump = journal_dir / "rows.copy"
-    with psycopg.connect(url) as conn:
-        conn.execute(
-            "CREATE TABLE baseline_reading (LIKE telemetry_reading INCLUDING ALL); "
-            "ALTER TABLE baseline_reading ADD FOREIGN KEY (channel_id) "
-            "REFERENCES telemetry_channel (id)"
-        )
-        conn.commit()
-        with (
-            dump.open("wb") as fh,
-            conn.cursor().copy(
-                f"COPY (SELECT {COLUMNS} FROM telemetry_reading ORDER BY ts) TO STDOUT "
-                "(FORMAT BINARY)"
-            ) as copy,
-        ):
-            for block in copy:
-                fh.write(block)
-        conn.execute("CHECKPOINT")
-        t = time.perf_counter()
-        with (
-            conn.cursor().copy(
-                f"COPY baseline_reading ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
-            ) as copy,
-            dump.open("rb") as fh,
-        ):
-            while block := fh.read(1 << 20):
-                copy.write(block)
-        conn.commit()
-        baseline_s = time.perf_counter() - t
-        n_base = conn.execute("SELECT count(*) FROM baseline_reading").fetchone()[0]
-        n_ours = conn.execute("SELECT count(*) FROM telemetry_reading").fetchone()[0]
-    assert n_base == n_ours == rows
     drop_database(admin, url)
     return {
         "rows": rows,
@@ -368,7 +375,7 @@ def main() -> None:
                 ("(1) writer path: validate+enrich+dedupe+write", f"{w['ours_rps']:,.0f} rows/s",
                  f"{w['rows']:,} rows in {w['ours_s']:.2f} s"),
                 ("(1) baseline: one plain binary COPY", f"{w['baseline_rps']:,.0f} rows/s",
-                 f"same rows, twin table, {w['baseline_s']:.2f} s"),
+                 f"same rows, twin table, {w['baseline_s']:.2f} s (chunks interleaved)"),
                 ("(1) ratio writer / baseline", f"{w['ratio']:.2f}", "goal >= 0.6; goal >= 100,000 rows/s"),
                 ("(1) re-sent rows (dedupe)", f"{w['dup_rps']:,.0f} rows/s",
                  f"{w['dup_rows']:,} re-sent: written {w['dup_written']}, duplicates {w['dup_duplicates']:,}"),

@@ -3,9 +3,10 @@
 `DatabaseSink` writes one `Batch` in one transaction: unknown items are added to
 `telemetry_channel` (in_catalog=false, is_active=false), readings go by binary COPY into a
 temporary staging table and then into `telemetry_reading` with one
-`INSERT ... SELECT ... ON CONFLICT DO NOTHING` (duplicates = staged - inserted; a batch
-expected to hold no duplicate first tries the plain INSERT in a savepoint, which is faster,
-and falls back on a unique violation), rejections
+`INSERT ... SELECT ... ON CONFLICT DO NOTHING` (duplicates = staged - inserted). A batch
+expected to hold no duplicate first goes by plain binary COPY straight into
+`telemetry_reading` inside a savepoint (faster); one duplicate fails that COPY, the savepoint
+rolls it back and the batch takes the staging way. Rejections
 into `rejected_update`, feed transitions into `feed_status`, and the ingest watermark in
 `processor_state` moves forward. A lost connection surfaces as `DatabaseUnavailable`; the
 caller (`BufferedWriter`) keeps the batch and tries again.
@@ -104,6 +105,7 @@ _INSERT_STAGED = (
     "metadata::jsonb FROM ingest_stage"
 )
 _STAGE_TYPES = ["int4", "timestamptz", "float8", "text", "int2", "uuid", "timestamptz", "text"]
+_DIRECT_TYPES = [*_STAGE_TYPES[:-1], "bytea"]  # bytes passed through: jsonb binary
 
 
 def _dt(epoch: float) -> datetime:
@@ -274,9 +276,37 @@ class DatabaseSink:
         self, cur: psycopg.Cursor[Any], readings: list[Reading], new_items: dict[str, int]
     ) -> int:
         channels = self.channels if not new_items else {**self.channels, **new_items}
+        if self._expect_no_duplicates:
+            # Fast path: most batches hold no duplicate, and a plain binary COPY straight
+            # into telemetry_reading is the fastest way in. The unique key still guards it:
+            # one duplicate fails the COPY, the savepoint rolls it back, and the batch goes
+            # the general way below. Same rows, same counts.
+            try:
+                with cur.connection.transaction():
+                    self._copy(cur, "telemetry_reading", readings, channels)
+                return len(readings)
+            except psycopg.errors.UniqueViolation:
+                pass
+        # The general way: binary COPY into the staging table, one INSERT ... SELECT ...
+        # ON CONFLICT DO NOTHING; duplicates = staged - inserted.
+        self._copy(cur, "ingest_stage", readings, channels)
+        cur.execute(_INSERT_STAGED + " ON CONFLICT DO NOTHING")
+        inserted = cur.rowcount
+        # a batch with duplicates (a snapshot re-send, a replay run twice) tends to be
+        # followed by more: stay on the staging path until a batch comes without any
+        self._expect_no_duplicates = inserted == len(readings)
+        return inserted
+
+    @staticmethod
+    def _copy(
+        cur: psycopg.Cursor[Any], table: str, readings: list[Reading], channels: dict[str, int]
+    ) -> None:
+        direct = table == "telemetry_reading"
         fromts = datetime.fromtimestamp
-        with cur.copy(f"COPY ingest_stage ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_STAGE_TYPES)
+        with cur.copy(f"COPY {table} ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            # jsonb's binary form is a version byte and the JSON text (the staging table
+            # keeps text and casts in the INSERT)
+            copy.set_types(_DIRECT_TYPES if direct else _STAGE_TYPES)
             write_row = copy.write_row
             last_received = None
             ingested_at = None
@@ -284,6 +314,7 @@ class DatabaseSink:
                 if r.received_at != last_received:  # a replay stamps all its rows alike
                     last_received = r.received_at
                     ingested_at = fromts(last_received, UTC)
+                meta = r.metadata
                 write_row(
                     (
                         channels[r.item_id],
@@ -293,25 +324,9 @@ class DatabaseSink:
                         r.status_class,
                         r.event_id,
                         ingested_at,
-                        r.metadata,
+                        (b"\x01" + meta.encode()) if direct and meta is not None else meta,
                     )
                 )
-        if self._expect_no_duplicates:
-            # Fast path: a plain INSERT costs about a third less than ON CONFLICT, and most
-            # batches hold no duplicate. A unique violation rolls back to the savepoint and
-            # the batch goes through ON CONFLICT DO NOTHING, same result.
-            try:
-                with cur.connection.transaction():
-                    cur.execute(_INSERT_STAGED)
-                return cur.rowcount
-            except psycopg.errors.UniqueViolation:
-                pass
-        cur.execute(_INSERT_STAGED + " ON CONFLICT DO NOTHING")
-        inserted = cur.rowcount
-        # a batch with duplicates (a snapshot re-send, a replay run twice) tends to be
-        # followed by more: stay on ON CONFLICT until a batch comes without any
-        self._expect_no_duplicates = inserted == len(readings)
-        return inserted
 
     def _insert_rejections(self, cur: psycopg.Cursor[Any], rejections: list[Rejection]) -> None:
         cur.executemany(
@@ -637,14 +652,18 @@ class BulkLoader:
         while True:
             batch = self._queue.get()
             if batch is None:
+                self._queue.task_done()
                 return
             if self._error is not None:
+                self._queue.task_done()
                 continue  # drain: the load has failed
             try:
                 result = self.sink.write(batch)
             except BaseException as exc:
                 self._error = exc
+                self._queue.task_done()
                 continue
+
             c = self.counters
             c.written += result.written
             c.duplicates += result.duplicates
@@ -653,6 +672,7 @@ class BulkLoader:
             c.batches += 1
             if self.on_commit is not None:
                 self.on_commit(batch, result)
+            self._queue.task_done()
 
     def add(self, entry: Entry) -> None:
         batch = self._batch
@@ -669,6 +689,13 @@ class BulkLoader:
         if len(self._batch):
             self._queue.put(self._batch)
             self._batch = Batch()
+
+    def wait(self) -> None:
+        """Submit what is collected and return once everything submitted is committed."""
+        self.submit()
+        self._queue.join()
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> WriterCounters:
         """Write the rest and wait for it; raises the load's error, if any."""
