@@ -137,6 +137,7 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
     dump = journal_dir / "rows.copy"
     loader = BulkLoader(DatabaseSink(url, source="bench"), batch_rows=20_000)
     chunk = 200_000  # per chunk the pipeline fills and drains once
+    lo = datetime(2000, 1, 1, tzinfo=UTC)
     elapsed = 0.0
     baseline_s = 0.0
     done = 0
@@ -158,12 +159,13 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
             loader.wait()  # committed before the clock stops: no writing in untimed gaps
             elapsed += time.perf_counter() - t
             del updates
-            lo, hi = t0 + timedelta(milliseconds=done), t0 + timedelta(milliseconds=done + n)
+            # the rows this chunk wrote: times only grow with the update number
+            hi = conn.execute("SELECT max(ts) FROM telemetry_reading").fetchone()[0]
             with (
                 dump.open("wb") as fh,
                 conn.cursor().copy(
                     f"COPY (SELECT {COLUMNS} FROM telemetry_reading "
-                    f"WHERE ts >= '{lo.isoformat()}' AND ts < '{hi.isoformat()}' ORDER BY ts) "
+                    f"WHERE ts > '{lo.isoformat()}' AND ts <= '{hi.isoformat()}' ORDER BY ts) "
                     "TO STDOUT (FORMAT BINARY)"
                 ) as copy,
             ):
@@ -181,6 +183,7 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
                     copy.write(block)
             conn.commit()
             baseline_s += time.perf_counter() - t
+            lo = hi
             done += n
         counters = loader.close()
         assert counters.written == rows, f"written {counters.written} of {rows}"
