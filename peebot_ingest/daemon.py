@@ -447,6 +447,12 @@ class IngestDaemon:
                         self.writer.add(t)
             else:
                 self.rejected += 1
+                if item == TIME_ITEM:  # the signal does not depend on the Value's shape
+                    decoded = self.validator.time_and_class(fields, received_at)
+                    if decoded is not None:
+                        for t in self.state.on_time_update(*decoded, received_at):
+                            self._log_signal(t)
+                            self.writer.add(t)
                 if self.rejected <= 10 or self.rejected % 1000 == 0:
                     self.log.warning(
                         "update rejected",

@@ -383,6 +383,21 @@ class Validator:
             fields,
         )
 
+    def time_and_class(self, fields: Any, now: float) -> tuple[datetime, int | None] | None:
+        """The decoded TimeStamp and Status.Class of an update, whatever its Value (for
+        signal tracking of a `TIME_000001` update that was rejected); None if unusable."""
+        try:
+            if not isinstance(fields, Mapping):
+                return None
+            hours = parse_number(fields.get("TimeStamp"))
+            klass, why = parse_status_class(fields.get("Status.Class"))
+            if hours is None or why:
+                return None
+            ts = decode_hours(hours, self.years.year_for(hours, now))
+            return None if ts is None else (ts, klass)
+        except Exception:
+            return None
+
     # -- already decoded readings (replay, inject) ---------------------------------------
 
     def reading(

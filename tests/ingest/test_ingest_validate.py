@@ -271,3 +271,12 @@ def test_year_rule_is_infer_year(hours: float, ref: datetime) -> None:
     assert years.year_for(hours, 0.0) == infer_year(hours, ref)
     clock_only = YearTracker()
     assert clock_only.year_for(hours, ref.timestamp()) == infer_year(hours, ref)
+
+
+def test_time_and_class_of_a_rejected_time_update() -> None:
+    v = Validator(clock_check=False, years=YearTracker(2026))
+    fields = _fields("1000.5", "not a number", "24")
+    assert isinstance(v.update("TIME_000001", fields, NOW), Rejection)
+    assert v.time_and_class(fields, NOW) == (decode_timestamp(1000.5, 2026), 24)
+    assert v.time_and_class(_fields("x"), NOW) is None
+    assert v.time_and_class("junk", NOW) is None
