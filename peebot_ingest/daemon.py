@@ -37,7 +37,7 @@ from typing import Any
 import structlog
 
 from peebot_ingest.catalog import TIME_ITEM, YEAR_ITEM, load_catalog
-from peebot_ingest.db import peebot_home
+from peebot_ingest.db import DatabaseError, peebot_home
 from peebot_ingest.feedstate import FeedState, SignalConfig
 from peebot_ingest.journal import Journal
 from peebot_ingest.validate import FIELDS, Reading, Validator
@@ -315,7 +315,7 @@ class IngestDaemon:
                 )
             ]
             conn.commit()
-        except DatabaseUnavailable as exc:
+        except (DatabaseUnavailable, DatabaseError) as exc:
             self.log.warning(
                 "database unavailable at start; subscribing to the catalogue", reason=str(exc)
             )

@@ -95,7 +95,9 @@ def ingest(
     Survives database and feed outages: updates are buffered in memory, then in the journal,
     and written once the database is back; the client reconnects by itself. Staleness:
     PEEBOT_STALE_AFTER_SECONDS (wall time without a TIME_000001 update, default 10) and, with
-    the clock check on, PEEBOT_STALE_LAG_SECONDS (TimeStamp behind the clock, default 5)."""
+    the clock check on, PEEBOT_STALE_LAG_SECONDS (TimeStamp behind the clock, default 5).
+    Exit status 0 when everything received is in the database, 3 when the database was still
+    away at exit and the rest waits in the journal (written back at the next start)."""
     import logging
 
     from peebot_ingest import db as database

@@ -346,3 +346,26 @@ def test_terminal_feed_error_is_retried_until_the_server_accepts(
     assert any(s.startswith("ERROR: server error 2") for s in states)
     assert states[-2:] == ["CONNECTED:WS-STREAMING", "DISCONNECTED"]
     assert db_rows(db_url)[0][2] == 61.0 and fields["Value"] == "61"
+
+
+def test_daemon_starts_with_the_database_down_and_catches_up(db_url: str, tmp_path: Path) -> None:
+    proxy = TcpProxy.for_database(db_url)
+    proxy.refuse()
+    feed = ScriptedFeed()
+    try:
+        with (
+            run_server_in_thread(feed) as srv,
+            running_daemon(proxy.url_for(db_url), srv.url, tmp_path, retry_max=0.3) as daemon,
+        ):
+            wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=15)
+            when = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+            for i in range(20):
+                feed.publish_value("NODE3000005", str(i), when + timedelta(seconds=i))
+            wait_until(lambda: daemon.validated >= 20, timeout=15)
+            wait_until(lambda: daemon.writer.db_up is False, timeout=15)
+            assert not db_rows(db_url) and len(daemon.writer.pending) >= 20
+            proxy.resume()
+            wait_until(lambda: len(db_rows(db_url)) == 20, timeout=20)
+    finally:
+        proxy.close()
+    assert [r[2] for r in db_rows(db_url)] == [float(i) for i in range(20)]
