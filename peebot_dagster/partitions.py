@@ -69,11 +69,15 @@ def partitions_start(
 
 
 def minute_partitions_def(start: datetime) -> dg.TimeWindowPartitionsDefinition:
+    # end_offset=1: the minute in progress is a partition too, so the live pass
+    # (sensors.live_detection_sensor) can detect a use seconds after it happens instead of
+    # waiting for its minute to end; the watermark pass still runs only ended minutes.
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule="* * * * *",
         start=start.astimezone(UTC).strftime(MINUTE_FMT),
         fmt=MINUTE_FMT,
         timezone="UTC",
+        end_offset=1,
     )
 
 

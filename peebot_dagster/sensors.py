@@ -20,7 +20,7 @@ import dagster as dg
 
 from peebot_dagster import store
 from peebot_dagster.detectors.registry import PROCESSORS
-from peebot_dagster.jobs import detection_job
+from peebot_dagster.jobs import detection_job, live_detection_job
 from peebot_dagster.partitions import (
     MINUTE,
     floor_minute,
@@ -193,3 +193,116 @@ def build_watermark_sensor(
 MAX_LOOKAHEAD = max(p.lookahead for p in PROCESSORS)
 
 telemetry_watermark_sensor = build_watermark_sensor(detection_job, minute_partitions, MAX_LOOKAHEAD)
+
+
+# --------------------------------------------------------------------------- the live pass
+#
+# The watermark pass waits for the largest look-ahead (30 min), so on its own a toilet use
+# would be posted half an hour late. The live pass re-runs the urine tank's newest minutes
+# (the minute in progress included) whenever ingest's watermark moves: the detector confirms
+# a use once its level has held `min_hold_s` (flag `short_hold` until the full hold window
+# is seen), about 35 s after the first step. The same windows are re-run later by the
+# watermark pass with the full look-ahead; a window owns its events, so that run updates,
+# confirms or withdraws what the live pass found (a posted event is never deleted, only
+# marked retracted).
+
+LIVE_ACTIVE_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    interval_seconds: int = 5
+    minutes: int = 3  # the newest minutes each live run covers (a use can straddle two)
+    max_lag_minutes: int = 60  # older watermarks (catch-up, replays) are the final pass's job
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:
+        env = os.environ if environ is None else environ
+        values = {}
+        for name, default in (
+            ("interval_seconds", cls.interval_seconds),
+            ("minutes", cls.minutes),
+            ("max_lag_minutes", cls.max_lag_minutes),
+        ):
+            var = f"PEEBOT_LIVE_{name.upper()}"
+            text = env.get(var, str(default)).strip()
+            try:
+                values[name] = int(text)
+            except ValueError as exc:
+                raise ValueError(f"{var} must be a whole number, not {text!r}") from exc
+            if values[name] < 1:
+                raise ValueError(f"{var} must be at least 1")
+        return cls(**values)
+
+
+def plan_live_run(
+    watermark: datetime | None,
+    cursor: str | None,
+    partitions_start: datetime,
+    settings: LiveSettings,
+    now: datetime,
+) -> tuple[PlannedRun | None, str | None, str]:
+    """The live run to request (or None with the reason) and the new cursor (the watermark
+    the run was planned for, ISO). Pure."""
+    if watermark is None:
+        return None, cursor, "no ingest watermark yet"
+    stamp = watermark.astimezone(UTC).isoformat()
+    if cursor is not None and stamp <= cursor:
+        return None, cursor, f"ingest watermark {watermark:%H:%M:%S} has not moved"
+    if watermark < now - timedelta(minutes=settings.max_lag_minutes):
+        return None, stamp, f"ingest watermark {watermark:%H:%M:%S} is too old for the live pass"
+    last = min(floor_minute(watermark), floor_minute(now))  # the minute in progress exists
+    first = max(last - (settings.minutes - 1) * MINUTE, partitions_start)
+    if first > last:
+        return None, stamp, "before the first partition"
+    return PlannedRun(partition_key(first), partition_key(last)), stamp, ""
+
+
+def build_live_sensor(
+    job: dg.UnresolvedAssetJobDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    settings: LiveSettings | None = None,
+    name: str = "live_detection_sensor",
+) -> dg.SensorDefinition:
+    settings = settings or LiveSettings.from_env()
+    start = partitions_def.start.astimezone(UTC)
+
+    @dg.sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=settings.interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Live pass: re-runs the urine tank's newest {settings.minutes} minutes whenever the "
+            "ingest watermark moves, one run at a time; the watermark pass confirms later."
+        ),
+    )
+    def live_sensor(context: dg.SensorEvaluationContext, db: PostgresResource):  # type: ignore[no-untyped-def]
+        active = context.instance.get_run_records(
+            filters=dg.RunsFilter(job_name=job.name, statuses=LIVE_ACTIVE_STATUSES), limit=1
+        )
+        if active:
+            # one at a time: the next run starts from the newest watermark anyway
+            return dg.SkipReason(f"live run {active[0].dagster_run.run_id[:8]} still going")
+        with db.connect(autocommit=True) as conn:
+            watermark = store.ingest_watermark(conn)
+        run, cursor, why = plan_live_run(
+            watermark, context.cursor, start, settings, datetime.now(UTC)
+        )
+        if run is None:
+            return dg.SensorResult(skip_reason=why, cursor=cursor)
+        request = dg.RunRequest(
+            run_key=f"live:{cursor}",
+            tags=range_tags(run.first, run.last),
+        )
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return live_sensor
+
+
+live_detection_sensor = build_live_sensor(live_detection_job, minute_partitions)

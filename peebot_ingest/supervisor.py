@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,11 @@ from typing import IO, Any
 
 # Lines from children that say nothing an operator needs while things work.
 _NOISE = (
+    " - DEBUG - ",  # Dagster's per-step event log, one line per event
+    "partition_mapping=dg.TimeWindowPartitionMapping(",
+    "return SensorDefinition(",
+    "return fn(*args, **kwargs)",
+    "No cursor for event type",
     "RuntimeDirWarning",
     "return Path(self.user_runtime_dir)",
     "BetaWarning",
@@ -24,6 +30,9 @@ _NOISE = (
     "SupersessionWarning",
     "warnings.warn(",
 )
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class StartupError(RuntimeError):
@@ -80,7 +89,7 @@ class Supervisor:
     def _pump(self, child: Child) -> None:
         assert child.proc is not None and child.proc.stdout is not None
         for raw in child.proc.stdout:
-            line = raw.rstrip()
+            line = _ANSI.sub("", raw.rstrip())
             if line and not any(n in line for n in _NOISE):
                 self.say(child.name, line[:300])
 
@@ -125,8 +134,15 @@ class Supervisor:
         if self._stopping:
             return
         self._stopping = True
-        for child in self.stop_order():
-            self._stop(child)
+        # A second Ctrl-C (or a service manager repeating SIGTERM) must not cut the orderly
+        # shutdown short and leave children running.
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for child in self.stop_order():
+                self._stop(child)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def stop_order(self) -> list[Child]:
         return list(reversed(self.children))

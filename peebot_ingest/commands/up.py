@@ -11,7 +11,9 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -64,6 +66,19 @@ def prepare_dagster_home(home: Path) -> Path:
     return dagster_home
 
 
+@dataclass(frozen=True)
+class UpOptions:
+    simulate: bool
+    speed: float
+    scenario: str | None
+    seed: int | None
+    random_events: bool
+    port: int
+    host: str
+    sim_port: int
+    no_dagster: bool
+
+
 # Without --scenario, the offline demo schedules a few uses so that events (and dry-run
 # posts) appear within minutes of starting; the crew's random uses follow.
 DEMO_SCENARIO = "use@+40s,use@+3m,use@+7m"
@@ -84,26 +99,23 @@ DEMO_SCENARIO = "use@+40s,use@+3m,use@+7m"
     help="Simulator scenario (e.g. 'use@+60s,use@+180s'); see `peebot simulate --help`.",
 )
 @click.option("--seed", type=int, default=None, help="Simulator seed.")
+@click.option(
+    "--random-events/--no-random-events",
+    default=True,
+    show_default=True,
+    help="Simulated crew uses, transfers and LOS at random, besides the scenario.",
+)
 @click.option("--port", type=int, default=3000, show_default=True, help="Dagster UI port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Dagster UI host.")
 @click.option("--sim-port", type=int, default=0, help="Simulator port (default: a free one).")
 @click.option("--no-dagster", is_flag=True, help="Only database, feed and ingest.")
-def up(
-    simulate: bool,
-    speed: float,
-    scenario: str | None,
-    seed: int | None,
-    port: int,
-    host: str,
-    sim_port: int,
-    no_dagster: bool,
-) -> None:
+def up(**options: Any) -> None:
     """Run the whole stack: database, feed, ingest, Dagster. Ctrl-C stops all of it."""
     sup = Supervisor()
     state = {"started_embedded": False}
     try:
         with signals_raise_keyboard_interrupt():
-            _run(sup, state, simulate, speed, scenario, seed, port, host, sim_port, no_dagster)
+            _run(sup, state, UpOptions(**options))
     except (StartupError, database.DatabaseError) as exc:
         _shutdown(sup, state)
         raise click.ClickException(str(exc)) from exc
@@ -120,28 +132,19 @@ def _shutdown(sup: Supervisor, state: dict[str, bool]) -> None:
         database.stop_embedded()
 
 
-def _run(
-    sup: Supervisor,
-    state: dict[str, bool],
-    simulate: bool,
-    speed: float,
-    scenario: str | None,
-    seed: int | None,
-    port: int,
-    host: str,
-    sim_port: int,
-    no_dagster: bool,
-) -> None:
+def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     home = database.peebot_home()
     embedded = not os.environ.get("PEEBOT_DATABASE_URL", "").strip()
     was_running = (home / "pgdata" / "postmaster.pid").exists()
-    if not no_dagster and not port_is_free(host, port):
+    if not opts.no_dagster and not port_is_free(opts.host, opts.port):
         raise StartupError(
-            f"port {port} on {host} is in use (Dagster UI); choose another with --port"
+            f"port {opts.port} on {opts.host} is in use (Dagster UI); choose another with --port"
         )
-    if simulate and sim_port and not port_is_free("127.0.0.1", sim_port):
-        raise StartupError(f"port {sim_port} is in use (simulator); choose another with --sim-port")
-    if not no_dagster:
+    if opts.simulate and opts.sim_port and not port_is_free("127.0.0.1", opts.sim_port):
+        raise StartupError(
+            f"port {opts.sim_port} is in use (simulator); choose another with --sim-port"
+        )
+    if not opts.no_dagster:
         for name in ("dagster-webserver", "dagster-daemon"):
             _bin(name)
 
@@ -161,24 +164,29 @@ def _run(
     peebot = [sys.executable, "-m", "peebot_ingest.cli"]
 
     feed_url = os.environ.get("PEEBOT_FEED_URL", LIVE_SERVER)
-    if simulate:
-        sim_port = sim_port or free_port()
-        # At --speed > 1 the simulator starts in the past and never runs ahead of the wall
-        # clock: Dagster's minute partitions end at the current minute.
+    if opts.simulate:
+        sim_port = opts.sim_port or free_port()
+        # Simulated time must never run ahead of the wall clock (Dagster's minute partitions
+        # end at the current minute, and posts skip stale events): at --speed N start N x 3
+        # minutes back, so the simulator runs fast for about three minutes and then follows
+        # the clock (it caps itself at "now").
         argv = [
             *peebot,
             "simulate",
             "--port",
             str(sim_port),
             "--speed",
-            str(speed),
+            str(opts.speed),
             "--truth",
             str(home / "truth.jsonl"),
             "--scenario",
-            scenario or DEMO_SCENARIO,
+            opts.scenario or DEMO_SCENARIO,
+            "--start",
+            f"-{max(opts.speed, 1.0) * 3 - 3:.0f}m" if opts.speed > 1 else "now",
+            "--random-events" if opts.random_events else "--no-random-events",
         ]
-        if seed is not None:
-            argv += ["--seed", str(seed)]
+        if opts.seed is not None:
+            argv += ["--seed", str(opts.seed)]
         sup.start(
             Child(
                 "simulate",
@@ -189,12 +197,13 @@ def _run(
             )
         )
         feed_url = f"http://127.0.0.1:{sim_port}"
-        env["PEEBOT_SIMULATED_FEED"] = "1"  # TimeStamps do not follow the wall clock
+        # simulated TimeStamps do not follow the wall clock while the simulator catches up
+        env["PEEBOT_CLOCK_CHECK"] = "off"
 
     ingest_argv = [*peebot, "ingest", "--feed-url", feed_url]
     sup.start(Child("ingest", ingest_argv, env, stop_timeout=30))
 
-    if not no_dagster:
+    if not opts.no_dagster:
         dagster_home = prepare_dagster_home(home)
         env["DAGSTER_HOME"] = str(dagster_home)
         env["PEEBOT_DAGSTER_STORAGE_URL"] = dagster_storage_url(app_url)
@@ -205,19 +214,20 @@ def _run(
         sup.start(
             Child(
                 "dagster",
-                [_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", workspace],
+                [_bin("dagster-webserver"), "-h", opts.host, "-p", str(opts.port), "-w", workspace],
                 env,
                 cwd=str(REPO),
-                ready=lambda: port_accepts(host, port),
+                ready=lambda: port_accepts(opts.host, opts.port),
                 ready_timeout=120,
             )
         )
 
     lines = []
-    if not no_dagster:
-        lines.append(f"Dagster UI   http://{host}:{port}")
+    if not opts.no_dagster:
+        lines.append(f"Dagster UI   http://{opts.host}:{opts.port}")
     lines += [
-        f"feed         {feed_url}" + (f" (simulated, speed x{speed:g})" if simulate else ""),
+        f"feed         {feed_url}"
+        + (f" (simulated, speed x{opts.speed:g})" if opts.simulate else ""),
         f"database     {database.describe_url(app_url)}",
         f"posts        dry run -> {env['PEEBOT_DRY_RUN_FILE']}"
         if os.environ.get("PEEBOT_POST_BACKENDS", "dry_run") == "dry_run"
