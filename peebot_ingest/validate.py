@@ -238,7 +238,7 @@ class YearTracker:
         self.feed_year = feed_year
         self.newest: datetime | None = None
         self._ref: tuple[datetime, float] | None = None  # the reference and its TimeStamp
-        self._ref_newest: datetime | None = None
+        self._ref_until = datetime(1, 1, 1, tzinfo=UTC)  # refresh the reference from here
 
     def reference(self, now: float) -> datetime:
         if self.feed_year is not None:
@@ -271,8 +271,8 @@ class YearTracker:
         newest = self.newest
         if newest is None or ts > newest:
             self.newest = ts
-            if self._ref_newest is None or ts - self._ref_newest >= self._REFRESH:
-                self._ref_newest = ts
+            if ts >= self._ref_until:
+                self._ref_until = ts + self._REFRESH
                 self._ref = None
         if item_id == YEAR_ITEM:
             self.learn_year(value)
@@ -371,16 +371,32 @@ class Validator:
             meta += ', "color": ' + _json_text(color)
         if snapshot:
             meta += ', "snapshot": true'
-        return self._finish(
+        calibrated = fields.get("CalibratedData")
+        if calibrated == "" or calibrated is None:
+            calibrated = None
+        elif not (
+            type(calibrated) is str
+            and calibrated.isascii()
+            and len(calibrated) <= _MAX_TEXT
+            and "\x00" not in calibrated
+        ):
+            calibrated = _optional_text(calibrated)
+        if self.clock_check:
+            return self._finish(
+                item, ts, value, status_class, calibrated, now, meta + "}", item, fields
+            )
+        # the same as _finish without the clock check, inlined (the hot path of a feed)
+        self.years.observe(item, ts, value)
+        return Reading(
             item,
             ts,
             value,
             status_class,
-            _optional_text(fields.get("CalibratedData")),
+            calibrated,
+            event_id(item, ts, value),
             now,
             meta + "}",
-            item,
-            fields,
+            self.source,
         )
 
     def time_and_class(self, fields: Any, now: float) -> tuple[datetime, int | None] | None:
