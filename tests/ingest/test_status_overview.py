@@ -256,6 +256,10 @@ def test_empty_database_says_none_yet(db_env: str, no_dagster: Path) -> None:
     data = json.loads(CliRunner().invoke(cli, ["status", "--json"]).output)
     assert data["latest_events"] == [] and data["events_by_type_24h"] == {}
     assert data["readings_per_minute"]["total"] == 0
+    assert data["posts_overview"] == {"pending_by_backend": {}, "recent": []}
+    assert data["dagster"]["available"] is False
+    skipped = json.loads(CliRunner().invoke(cli, ["status", "--json", "--no-dagster"]).output)
+    assert skipped["dagster"] == {"available": False, "reason": "skipped"}
 
 
 def test_unmigrated_database_is_one_line(
