@@ -1,0 +1,55 @@
+"""`peebot up` fails with one clear line, and leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from peebot_ingest.supervisor import free_port
+
+
+def _up(tmp_path: Path, *args: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEEBOT_", "DAGSTER_"))}
+    env.update(PEEBOT_HOME=str(tmp_path / "home"), **env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "peebot_ingest.cli", "up", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+
+
+def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    return lines[0]
+
+
+def test_port_in_use_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        proc = _up(tmp_path, "--simulate", "--port", str(port))
+    assert proc.returncode != 0
+    assert f"port {port}" in _one_line(proc) and "in use" in proc.stderr
+    assert not (tmp_path / "home" / "pgdata").exists()  # checked before anything started
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    proc = _up(
+        tmp_path,
+        "--simulate",
+        "--port",
+        str(free_port()),
+        PEEBOT_DATABASE_URL="postgresql://peebot@127.0.0.1:1/peebot",
+    )
+    assert proc.returncode != 0
+    line = _one_line(proc)
+    assert "127.0.0.1" in line and "database peebot" in line
