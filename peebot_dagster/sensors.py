@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -47,26 +47,33 @@ class SensorSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SensorSettings:
-        env = os.environ if environ is None else environ
-        values = {}
-        for name, default in (
-            ("interval_seconds", cls.interval_seconds),
-            ("initial_minutes", cls.initial_minutes),
-            ("max_single_runs", cls.max_single_runs),
-            ("range_minutes", cls.range_minutes),
-            ("max_range_runs", cls.max_range_runs),
-        ):
-            var = f"PEEBOT_SENSOR_{name.upper()}"
-            text = env.get(var, str(default)).strip()
-            try:
-                values[name] = int(text)
-            except ValueError as exc:
-                raise ValueError(f"{var} must be a whole number, not {text!r}") from exc
-            if values[name] < (0 if name == "max_single_runs" else 1):
-                raise ValueError(f"{var} is too small: {text}")
+        values = _whole_numbers(cls, "PEEBOT_SENSOR_", environ, minimum={"max_single_runs": 0})
         if values["interval_seconds"] > 30:
             raise ValueError("PEEBOT_SENSOR_INTERVAL_SECONDS must be at most 30")
         return cls(**values)
+
+
+def _whole_numbers(
+    settings: type,
+    prefix: str,
+    environ: Mapping[str, str] | None,
+    minimum: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """The int fields of a settings dataclass from `<prefix><FIELD>` variables (at least 1,
+    or the field's `minimum`), with a one-line error naming the variable."""
+    env = os.environ if environ is None else environ
+    values: dict[str, int] = {}
+    for f in fields(settings):
+        var = f"{prefix}{f.name.upper()}"
+        text = env.get(var, str(f.default)).strip()
+        try:
+            values[f.name] = int(text)
+        except ValueError as exc:
+            raise ValueError(f"{var} must be a whole number, not {text!r}") from exc
+        floor = (minimum or {}).get(f.name, 1)
+        if values[f.name] < floor:
+            raise ValueError(f"{var} must be at least {floor}, not {text}")
+    return values
 
 
 @dataclass(frozen=True)
@@ -222,22 +229,7 @@ class LiveSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:
-        env = os.environ if environ is None else environ
-        values = {}
-        for name, default in (
-            ("interval_seconds", cls.interval_seconds),
-            ("minutes", cls.minutes),
-            ("max_lag_minutes", cls.max_lag_minutes),
-        ):
-            var = f"PEEBOT_LIVE_{name.upper()}"
-            text = env.get(var, str(default)).strip()
-            try:
-                values[name] = int(text)
-            except ValueError as exc:
-                raise ValueError(f"{var} must be a whole number, not {text!r}") from exc
-            if values[name] < 1:
-                raise ValueError(f"{var} must be at least 1")
-        return cls(**values)
+        return cls(**_whole_numbers(cls, "PEEBOT_LIVE_", environ))
 
 
 def plan_live_run(
