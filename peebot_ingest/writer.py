@@ -410,6 +410,14 @@ class WriterCounters:
     journal_replayed: int = 0
     outages: int = 0
 
+    def count(self, result: BatchResult) -> None:
+        """Add one committed batch."""
+        self.written += result.written
+        self.duplicates += result.duplicates
+        self.rejected += result.rejected
+        self.transitions += result.transitions
+        self.batches += 1
+
 
 @dataclass
 class WriterConfig:
@@ -530,12 +538,7 @@ class BufferedWriter:
         for entry in entries:
             batch.add(entry)
         result = self.sink.write(batch)
-        c = self.counters
-        c.written += result.written
-        c.duplicates += result.duplicates
-        c.rejected += result.rejected
-        c.transitions += result.transitions
-        c.batches += 1
+        self.counters.count(result)
         if self.on_commit is not None:
             self.on_commit(batch, result)
 
@@ -664,12 +667,7 @@ class BulkLoader:
                 self._queue.task_done()
                 continue
 
-            c = self.counters
-            c.written += result.written
-            c.duplicates += result.duplicates
-            c.rejected += result.rejected
-            c.transitions += result.transitions
-            c.batches += 1
+            self.counters.count(result)
             if self.on_commit is not None:
                 self.on_commit(batch, result)
             self._queue.task_done()
