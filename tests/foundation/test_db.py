@@ -204,3 +204,19 @@ def test_db_url_and_status_commands(db_url: str, tmp_path: Path) -> None:
     assert st.returncode == 0, st.stderr
     assert f"version {database.discover_migrations()[-1].version}, plain mode" in st.stdout
     assert "telemetry_channel" in st.stdout and "337" in st.stdout
+
+
+def test_migrate_takes_the_timescaledb_branch_when_the_extension_is_available(
+    empty_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This server has no TimescaleDB: pretend the extension was created, and the migration
+    # runner must pick the .timescaledb variant (which then fails here on create_hypertable,
+    # leaving the database at 0001).
+    monkeypatch.setattr(database, "timescaledb_available", lambda conn: True)
+    with pytest.raises(database.DatabaseError, match=r"0002_reading_storage\.timescaledb\.sql"):
+        database.migrate(empty_db_url)
+    with psycopg.connect(empty_db_url) as conn:
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'telemetry_reading_ts_brin'"
+        ).fetchone() == (0,)
