@@ -166,13 +166,16 @@ class Supervisor:
 
 @contextlib.contextmanager
 def signals_raise_keyboard_interrupt() -> Any:
-    """SIGTERM behaves like Ctrl-C, so a service manager stops `up` cleanly too."""
+    """SIGINT and SIGTERM both raise KeyboardInterrupt, so Ctrl-C and a service manager stop
+    `up` the same way. SIGINT is set explicitly: a shell starts background jobs with SIGINT
+    ignored, and Python keeps an inherited "ignore"."""
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -53,3 +53,39 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode != 0
     line = _one_line(proc)
     assert "127.0.0.1" in line and "database peebot" in line
+
+
+def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """A shell starts background jobs with SIGINT ignored; `up` must still stop on it."""
+    import signal
+    import time
+
+    from test_up import processes_of
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEEBOT_", "DAGSTER_"))}
+    env.update(PEEBOT_HOME=str(home))
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "peebot_ingest.cli", "up", "--simulate", "--no-dagster"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "Ctrl-C stops everything" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert processes_of(home)  # simulator, ingest and the embedded PostgreSQL run
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = processes_of(home)
+    assert left == [], f"left running: {left}"
+    assert log.read_text().splitlines()[-1].endswith("stopped")
