@@ -17,6 +17,7 @@ written that reading. Goals: p95 < 90 s and p50 < 60 s to the event.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from peebot_dagster.detectors.urine import UrineParams  # noqa: E402
-from peebot_ingest.supervisor import free_port  # noqa: E402
+from peebot_ingest.supervisor import free_port, processes_using  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -128,6 +129,9 @@ def main() -> None:
             proc.wait(120)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        for pid in processes_using(home):  # never leave a stack behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if not args.keep:
             import shutil
 

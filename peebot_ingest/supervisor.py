@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 # Lines from children that say nothing an operator needs while things work.
@@ -59,6 +60,24 @@ def port_accepts(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def processes_using(home: Path) -> list[int]:
+    """Processes (other than this one) whose environment says PEEBOT_HOME=home or whose
+    command line names it: what a stack under that home left running."""
+    found = []
+    marker = f"PEEBOT_HOME={home}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") or str(home).encode() in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 @dataclass

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from peebot_ingest.supervisor import free_port
+from peebot_ingest.supervisor import free_port, processes_using
 
 # `up` starts the simulator SPEED x 3 - 3 minutes back (9 min at x4), so it runs fast for
 # three minutes and then follows the clock. The uses fall in the fast part, after Dagster is
@@ -46,23 +46,6 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, log: Path) -> 
     raise AssertionError(
         f"timed out after {timeout:.0f} s waiting for {what}\n--- up log ---\n{tail}"
     )
-
-
-def processes_of(home: Path) -> list[int]:
-    """Processes whose environment names this PEEBOT_HOME, or whose command line does."""
-    found = []
-    marker = f"PEEBOT_HOME={home}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0") or str(home).encode() in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def graphql(client: DagsterGraphQLClient, query: str, **variables: Any) -> dict[str, Any]:
@@ -261,7 +244,7 @@ def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
         try:
             code = proc.wait(120)
         finally:
-            leftovers = processes_of(home)
+            leftovers = processes_using(home)
             for pid in leftovers:  # never leak into the rest of the suite
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

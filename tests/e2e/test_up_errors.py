@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from peebot_ingest.supervisor import free_port
+from peebot_ingest.supervisor import free_port, processes_using
 
 
 def _up(tmp_path: Path, *args: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
@@ -60,8 +60,6 @@ def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(tmp_path:
     import signal
     import time
 
-    from test_up import processes_of
-
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEEBOT_", "DAGSTER_"))}
     env.update(PEEBOT_HOME=str(home))
@@ -80,12 +78,12 @@ def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(tmp_path:
         while "Ctrl-C stops everything" not in log.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        assert processes_of(home)  # simulator, ingest and the embedded PostgreSQL run
+        assert processes_using(home)  # simulator, ingest and the embedded PostgreSQL run
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
-    left = processes_of(home)
+    left = processes_using(home)
     assert left == [], f"left running: {left}"
     assert log.read_text().splitlines()[-1].endswith("stopped")
