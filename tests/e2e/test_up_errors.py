@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -84,6 +85,9 @@ def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(tmp_path:
     finally:
         if proc.poll() is None:
             proc.kill()
-    left = processes_using(home)
+        left = processes_using(home)
+        for pid in left:  # never leak into the rest of the suite
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert left == [], f"left running: {left}"
     assert log.read_text().splitlines()[-1].endswith("stopped")

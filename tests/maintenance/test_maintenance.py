@@ -71,5 +71,8 @@ def test_db_maintenance_job_applies_plain_retention(db_url: str, monkeypatch) ->
 
 
 def test_schedules_default_to_running() -> None:
-    for schedule in defs.schedules or []:
-        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    status = {s.name: s.default_status for s in defs.schedules or []}
+    assert status == {
+        "instance_cleanup_schedule": dg.DefaultScheduleStatus.RUNNING,
+        "db_maintenance_schedule": dg.DefaultScheduleStatus.RUNNING,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -202,8 +203,8 @@ def test_ambiguous_5xx_is_reconciled_by_identical_resend(conn: psycopg.Connectio
     (row,) = posts(conn)
     assert summary.duplicates == [row["id"]]
     assert (row["status"], row["error_kind"], row["attempts"]) == ("posted", "duplicate", 2)
-    bodies = {c.request.body for c in responses.calls}
-    assert len(bodies) == 1  # the re-send was the identical text
+    # the re-send was the identical text
+    assert [json.loads(c.request.body) for c in responses.calls] == [{"text": row["text"]}] * 2
 
 
 @responses.activate
