@@ -12,13 +12,11 @@ from typing import Any
 import dagster as dg
 import psycopg
 
+from peebot_dagster.detectors.base import AOS_STATUS_CLASS
+from peebot_dagster.detectors.signal import SIGNAL_ITEM
+from peebot_dagster.detectors.urine import ML_PER_PCT, TANK_ITEM
 from peebot_dagster.posting.render import EventView, render_digest
 from peebot_dagster.resources import PostgresResource
-
-URINE_TANK = "NODE3000005"
-TIME_ITEM = "TIME_000001"
-AOS_STATUS_CLASS = 24
-ML_PER_PERCENT = 80.0
 
 
 def daily_start_date() -> str:
@@ -75,7 +73,7 @@ def _volume(event: EventView) -> float:
     if meta.get("volume_ml") is not None:
         return float(meta["volume_ml"])
     delta = meta.get("delta")
-    return float(delta) * ML_PER_PERCENT if delta is not None else 0.0
+    return float(delta) * ML_PER_PCT if delta is not None else 0.0
 
 
 def _load_day(
@@ -98,7 +96,7 @@ def _load_day(
         FROM telemetry_reading r JOIN telemetry_channel c ON c.id = r.channel_id
         WHERE c.item_id = %s AND r.status_class = %s AND r.ts >= %s AND r.ts < %s
         """,
-        (TIME_ITEM, AOS_STATUS_CLASS, start, end),
+        (SIGNAL_ITEM, AOS_STATUS_CLASS, start, end),
     ).fetchone()
     aos_minutes = int(row[0]) if row else 0
     levels = conn.execute(
@@ -110,7 +108,7 @@ def _load_day(
          WHERE c.item_id = %(item)s AND r.ts >= %(start)s AND r.ts < %(end)s)
         ORDER BY 1
         """,
-        {"item": URINE_TANK, "start": start, "end": end},
+        {"item": TANK_ITEM, "start": start, "end": end},
     ).fetchall()
     return events, aos_minutes, [(ts, float(v)) for ts, v in levels]
 

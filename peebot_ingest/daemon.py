@@ -429,10 +429,7 @@ class IngestDaemon:
                 break
             with contextlib.suppress(Exception):
                 self._handle(msg)
-        if self.writer.pending:
-            chunk = list(self.writer.pending)
-            self.writer.pending.clear()
-            self.writer.journal.append(chunk)
+        self.writer.spill_all()
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]

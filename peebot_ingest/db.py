@@ -136,6 +136,12 @@ def resolve_database_url() -> str:
     return ensure_database(start_embedded(), DEFAULT_DB_NAME)
 
 
+def one_line(exc: BaseException) -> str:
+    """The last line of an exception's message (psycopg puts the reason there)."""
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
 def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
     """psycopg connection with a short connect timeout and a one-line error."""
     kwargs.setdefault("connect_timeout", 5)
@@ -143,9 +149,8 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, **kwargs)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DatabaseError(
-            f"cannot connect to PostgreSQL at {describe_url(url)}: {reason}"
+            f"cannot connect to PostgreSQL at {describe_url(url)}: {one_line(exc)}"
         ) from exc
 
 

@@ -10,7 +10,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 # A TimeStamp this far below the previous one means the day-of-year counter wrapped.
-_ROLLOVER_HOURS = 24.0 * 300
+ROLLOVER_HOURS = 24.0 * 300
 
 
 class TimeStampError(ValueError):
@@ -60,8 +60,8 @@ def infer_year(hours: float, reference: datetime) -> int:
     reference = reference.astimezone(UTC)
     ref_hours = encode_timestamp(reference)
     year = reference.year
-    if hours - ref_hours > _ROLLOVER_HOURS:
+    if hours - ref_hours > ROLLOVER_HOURS:
         return year - 1
-    if ref_hours - hours > _ROLLOVER_HOURS:
+    if ref_hours - hours > ROLLOVER_HOURS:
         return year + 1
     return year

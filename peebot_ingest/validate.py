@@ -24,8 +24,8 @@ from hashlib import sha1
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from peebot_ingest.catalog import TIME_ITEM, YEAR_ITEM
-from peebot_ingest.timestamps import days_in_year, encode_timestamp, infer_year
+from peebot_ingest.catalog import YEAR_ITEM
+from peebot_ingest.timestamps import ROLLOVER_HOURS, days_in_year, encode_timestamp, infer_year
 
 FIELDS = (
     "TimeStamp",
@@ -44,7 +44,6 @@ _ITEM_ID = re.compile(r"[A-Z0-9_]{1,64}")
 _SMALL_INT = re.compile(r"\s*\d{1,5}\s*")
 _MAX_TEXT = 4096
 _CLASS_TEXT = {str(n): n for n in range(256)}
-_ROLLOVER_HOURS = 24.0 * 300  # the same rule as timestamps.infer_year
 _STATUS_CLASS_MAX = 32767  # smallint
 _MIN_YEAR, _MAX_YEAR = 1998, 2200  # the ISS was launched in 1998
 
@@ -118,10 +117,6 @@ def raw_payload(item: Any, fields: Any) -> dict[str, Any]:
     else:
         payload["fields"] = _json_safe(fields)
     return payload
-
-
-def canonical_value(value: float) -> str:
-    return repr(float(value))
 
 
 def event_id(item_id: str, ts: datetime, value: float) -> bytes:
@@ -263,7 +258,7 @@ class YearTracker:
             if self.feed_year is not None or self.newest is not None:
                 self._ref = ref  # the clock is read afresh until the feed says something
         when, ref_hours = ref
-        if -_ROLLOVER_HOURS <= hours - ref_hours <= _ROLLOVER_HOURS:
+        if -ROLLOVER_HOURS <= hours - ref_hours <= ROLLOVER_HOURS:
             return when.year  # the hot path: what infer_year returns when nothing wrapped
         return infer_year(hours, when)  # New Year: 31 Dec <-> 1 Jan
 
@@ -505,11 +500,3 @@ class Validator:
             metadata,
             self.source,
         )
-
-
-def is_aos(status_class: int | None) -> bool:
-    return status_class == AOS_CLASS
-
-
-def is_time_item(item_id: str | None) -> bool:
-    return item_id == TIME_ITEM

@@ -19,7 +19,6 @@ database returns, so the order of writes (and the watermark) stays monotonic.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import deque
@@ -33,7 +32,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types.json import Jsonb
 
-from peebot_ingest.db import DatabaseError, connect
+from peebot_ingest.db import DatabaseError, connect, one_line
 from peebot_ingest.journal import Journal
 from peebot_ingest.validate import Reading, Rejection, clean_text
 
@@ -161,7 +160,7 @@ class DatabaseSink:
             conn.commit()
         except psycopg.OperationalError as exc:
             conn.close()
-            raise DatabaseUnavailable(_one_line(exc)) from exc
+            raise DatabaseUnavailable(one_line(exc)) from exc
         except psycopg.errors.UndefinedTable as exc:
             conn.close()
             raise DatabaseError(
@@ -190,14 +189,14 @@ class DatabaseSink:
             return self._write(conn, batch)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
-            raise DatabaseUnavailable(_one_line(exc)) from exc
+            raise DatabaseUnavailable(one_line(exc)) from exc
         except psycopg.Error as exc:
             # The data itself was refused (should not happen after validation): record the
             # readings as rejections rather than retrying a batch that can never succeed.
             with _suppress_all():
                 conn.rollback()
             log.error("database refused a batch (%s); recording it in rejected_update", exc)
-            return self._write_refused(conn, batch, _one_line(exc))
+            return self._write_refused(conn, batch, one_line(exc))
 
     def _write(self, conn: psycopg.Connection[Any], batch: Batch) -> BatchResult:
         result = BatchResult()
@@ -362,7 +361,7 @@ class DatabaseSink:
             return self._write(conn, refused)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
-            raise DatabaseUnavailable(_one_line(exc)) from exc
+            raise DatabaseUnavailable(one_line(exc)) from exc
 
 
 def _stage_ddl() -> str:
@@ -381,11 +380,6 @@ def reading_payload(r: Reading) -> dict[str, Any]:
         "calibrated_data": r.calibrated_data,
         "metadata": r.metadata,
     }
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
 
 
 class _suppress_all:
@@ -505,6 +499,14 @@ class BufferedWriter:
             return True
         return self.flush(full=False)
 
+    def spill_all(self) -> None:
+        """Move everything still pending into the journal (exit with the database away)."""
+        if self.pending:
+            chunk = list(self.pending)
+            self.pending.clear()
+            self.journal.append(chunk)
+            self.counters.spilled += len(chunk)
+
     def flush(self, full: bool = True) -> bool:
         """Write the journal, then memory. `full=False` leaves a partial last batch in memory
         unless it is old enough. False if the database was unavailable (nothing lost)."""
@@ -594,11 +596,7 @@ class BufferedWriter:
             if self.clock() >= deadline:
                 break
             time.sleep(min(0.5, max(0.0, deadline - self.clock())))
-        if self.pending:
-            chunk = list(self.pending)
-            self.pending.clear()
-            self.journal.append(chunk)
-            self.counters.spilled += len(chunk)
+        self.spill_all()
         log.warning(
             "database still unavailable at exit: %d entries kept in the journal %s",
             self.journal.entries,
@@ -617,10 +615,6 @@ class BufferedWriter:
             "journal": self.journal.entries,
             "db": "up" if self.db_up else ("down" if self.db_up is False else "unknown"),
         }
-
-
-def json_dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)
 
 
 # --------------------------------------------------------------------------- bulk loads

@@ -60,11 +60,12 @@ from peebot_dagster.detectors.base import (
     value_at,
 )
 from peebot_dagster.detectors.signal import SIGNAL_ITEM, LosInterval, SignalParams, los_intervals
+from peebot_dagster.detectors.upa import PROCESSING as UPA_PROCESSING
+from peebot_dagster.detectors.upa import TANK_ITEM, UPA_ITEM
 
-TANK_ITEM = "NODE3000005"
-UPA_ITEM = "NODE3000004"
 PROCESSOR_NAME = "urine_tank"
-UPA_PROCESSING = 16
+# 1 % of the tank is about 80 mL (DESIGN.md section 2, secondhand)
+ML_PER_PCT = 80.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class UrineParams:
     # TIME_000001 ticks ~1 s with signal; a gap longer than this inside an event is a data gap.
     heartbeat_gap_s: float = 10.0
     # 1 % ~ 80 mL (DESIGN.md section 2, secondhand).
-    ml_per_pct: float = 80.0
+    ml_per_pct: float = ML_PER_PCT
     # Noise floor of an integer reading: the s.d. of rounding, 1/sqrt(12).
     quantisation_sd: float = 1.0 / math.sqrt(12.0)
     # Confidence factors for each flag.

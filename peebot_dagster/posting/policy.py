@@ -7,7 +7,7 @@ takes explicit arguments (the clock included) so a simulated day is a plain loop
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,10 +133,6 @@ def event_flags(metadata: Mapping[str, Any] | None) -> set[str]:
     return out
 
 
-def should_enqueue(event_type: str, settings: PostingSettings) -> bool:
-    return event_type in settings.event_types
-
-
 def decide(
     *,
     now: datetime,
@@ -191,7 +187,3 @@ def retry_backoff(attempts: int) -> timedelta:
 
 def _minutes(td: timedelta) -> str:
     return f"{td.total_seconds() / 60:.0f}"
-
-
-def sends_in_window(times: Iterable[datetime], now: datetime) -> int:
-    return sum(1 for t in times if timedelta(0) <= now - t < timedelta(hours=24))

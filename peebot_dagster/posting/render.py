@@ -19,7 +19,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-ML_PER_PCT = 80.0  # about 80 mL of urine per 1 % of the tank (notes/posting.md)
+from peebot_dagster.detectors.urine import ML_PER_PCT
 
 LIMITS = {"x": 280, "bluesky": 300, "mastodon": 500, "dry_run": 280}
 
