@@ -36,11 +36,12 @@ from typing import Any
 
 import structlog
 
+from peebot_ingest import columns
 from peebot_ingest.catalog import TIME_ITEM, YEAR_ITEM, load_catalog
 from peebot_ingest.db import DatabaseError, peebot_home
 from peebot_ingest.feedstate import FeedState, SignalConfig
 from peebot_ingest.journal import Journal
-from peebot_ingest.validate import FIELDS, Reading, Validator
+from peebot_ingest.validate import FIELDS, Reading, Rejection, Validator
 from peebot_ingest.writer import (
     Batch,
     BatchResult,
@@ -332,6 +333,7 @@ class IngestDaemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
         items = self.subscription_items()
+        columns.warm_up()  # before the feed: the first batch would wait for it
         self.feed = FeedSource(self.config, items, self.queue)
         writer_thread = threading.Thread(target=self._writer_loop, name="ingest-writer")
         writer_thread.start()
@@ -393,12 +395,13 @@ class IngestDaemon:
                 except queue.Empty:
                     msg = None
                 if msg is not None:
-                    self._handle(msg)
-                    for _ in range(5000):  # take what is there without blocking
+                    msgs = [msg]
+                    for _ in range(self.config.writer.batch_rows):  # what is there, no waiting
                         try:
-                            self._handle(q.get_nowait())
+                            msgs.append(q.get_nowait())
                         except queue.Empty:
                             break
+                    self._handle_all(msgs)
                 now = time.time()
                 for t in self.state.tick(now):
                     self._log_signal(t)
@@ -431,33 +434,55 @@ class IngestDaemon:
                 self._handle(msg)
         self.writer.spill_all()
 
+    def _handle_all(self, msgs: list[tuple[Any, ...]]) -> None:
+        """Messages in arrival order; each run of feed updates is validated at once."""
+        run: list[tuple[Any, ...]] = []
+        for msg in msgs:
+            if msg[0] == "u":
+                run.append(msg)
+                continue
+            if run:
+                self._updates(run)
+                run = []
+            self._handle(msg)
+        if run:
+            self._updates(run)
+
+    def _updates(self, msgs: list[tuple[Any, ...]]) -> None:
+        results = self.validator.updates([m[1:] for m in msgs])
+        for (_, item, fields, received_at, _snapshot), result in zip(msgs, results, strict=True):
+            self._validated(item, fields, received_at, result)
+
+    def _validated(
+        self, item: Any, fields: Any, received_at: float, result: Reading | Rejection
+    ) -> None:
+        if isinstance(result, Reading):
+            self.validated += 1
+            if item == TIME_ITEM:
+                for t in self.state.on_time_update(result.ts, result.status_class, received_at):
+                    self._log_signal(t)
+                    self.writer.add(t)
+        else:
+            self.rejected += 1
+            if item == TIME_ITEM:  # the signal does not depend on the Value's shape
+                decoded = self.validator.time_and_class(fields, received_at)
+                if decoded is not None:
+                    for t in self.state.on_time_update(*decoded, received_at):
+                        self._log_signal(t)
+                        self.writer.add(t)
+            if self.rejected <= 10 or self.rejected % 1000 == 0:
+                self.log.warning(
+                    "update rejected",
+                    item=result.item_id,
+                    reason=result.reason,
+                    rejected=self.rejected,
+                )
+        self.writer.add(result)
+
     def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
         if kind == "u":
-            _, item, fields, received_at, snapshot = msg
-            result = self.validator.update(item, fields, received_at, snapshot)
-            if isinstance(result, Reading):
-                self.validated += 1
-                if item == TIME_ITEM:
-                    for t in self.state.on_time_update(result.ts, result.status_class, received_at):
-                        self._log_signal(t)
-                        self.writer.add(t)
-            else:
-                self.rejected += 1
-                if item == TIME_ITEM:  # the signal does not depend on the Value's shape
-                    decoded = self.validator.time_and_class(fields, received_at)
-                    if decoded is not None:
-                        for t in self.state.on_time_update(*decoded, received_at):
-                            self._log_signal(t)
-                            self.writer.add(t)
-                if self.rejected <= 10 or self.rejected % 1000 == 0:
-                    self.log.warning(
-                        "update rejected",
-                        item=result.item_id,
-                        reason=result.reason,
-                        rejected=self.rejected,
-                    )
-            self.writer.add(result)
+            self._updates([msg])
         elif kind == "s":
             _, status, wall = msg
             self._on_status(status, wall)

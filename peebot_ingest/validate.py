@@ -17,13 +17,17 @@ import json
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from hashlib import sha1
+from itertools import repeat
 from typing import Any, NamedTuple
 from uuid import UUID
 
+import numpy as np
+
+from peebot_ingest import columns
 from peebot_ingest.catalog import YEAR_ITEM
 from peebot_ingest.timestamps import ROLLOVER_HOURS, days_in_year, encode_timestamp, infer_year
 
@@ -251,16 +255,22 @@ class YearTracker:
         return datetime.fromtimestamp(now, UTC)
 
     def year_for(self, hours: float, now: float) -> int:
-        ref = self._ref
+        ref = self._ref or self.settled_reference()
         if ref is None:
-            when = self.reference(now)
+            when = self.reference(now)  # the clock, read afresh until the feed says something
             ref = (when, encode_timestamp(when))
-            if self.feed_year is not None or self.newest is not None:
-                self._ref = ref  # the clock is read afresh until the feed says something
         when, ref_hours = ref
         if -ROLLOVER_HOURS <= hours - ref_hours <= ROLLOVER_HOURS:
             return when.year  # the hot path: what infer_year returns when nothing wrapped
         return infer_year(hours, when)  # New Year: 31 Dec <-> 1 Jan
+
+    def settled_reference(self) -> tuple[datetime, float] | None:
+        """The cached reference and its TimeStamp, computed if needed; None while only the
+        clock can tell (nothing seen from the feed yet)."""
+        if self._ref is None and (self.feed_year is not None or self.newest is not None):
+            when = self.reference(0.0)
+            self._ref = (when, encode_timestamp(when))
+        return self._ref
 
     def observe(self, item_id: str, ts: datetime, value: float) -> None:
         newest = self.newest
@@ -305,6 +315,7 @@ class Validator:
         self.clock_check = clock_check
         self.max_future_seconds = max_future_seconds
         self.years = years or YearTracker()
+        self.column_wise = 0  # updates `updates` validated column-wise (the rest one by one)
         self._good_items: set[str] = set()
 
     # -- feed updates ---------------------------------------------------------------------
@@ -393,6 +404,99 @@ class Validator:
             meta + "}",
             self.source,
         )
+
+    def updates(self, batch: Sequence[Update]) -> list[Reading | Rejection]:
+        """`update` of each (item, fields, received_at, snapshot) in turn: the same results
+        in the same order, the year state moving exactly as it would one by one. Clean
+        stretches are validated column by column (several times faster); whatever is
+        unusual (hostile input, a New Year, a new year from `TIME_000002`) goes through
+        `update`. Never raises."""
+        try:
+            cols = _Columns(batch, self._good_items, self.clock_check)
+        except Exception:  # a hostile batch (unhashable items, odd tuples): one by one
+            return [self._one(u) for u in batch]
+        out: list[Reading | Rejection] = []
+        i, n = 0, len(batch)
+        while i < n:
+            if not cols.clean[i]:
+                out.append(self._one(batch[i]))
+                i += 1
+                continue
+            end = i + columns.first_true(~cols.clean[i : i + _SCAN])
+            while i < end:
+                done = self._segment(cols, i, end, out)
+                if done < 0:  # these rows need the one-by-one path (their year is in doubt)
+                    done = min(-done, end - i)
+                    out.extend(map(self._one, batch[i : i + done]))
+                i += done
+        return out
+
+    def _one(self, update: Any) -> Reading | Rejection:
+        try:
+            item, fields, received_at, snapshot = update
+        except Exception as exc:
+            return self._reject(None, update, time.time(), f"not an update: {type(exc).__name__}")
+        return self.update(item, fields, received_at, snapshot)
+
+    def _segment(self, cols: _Columns, start: int, end: int, out: list[Reading | Rejection]) -> int:
+        """Validate clean rows start.. column-wise while the year state holds still; append
+        their Readings and return how many, or -k: the next k rows must go one by one."""
+        years = self.years
+        ref = years.settled_reference()
+        if ref is None:  # nothing seen yet: the clock decides, row by row
+            return -1
+        when, ref_hours = ref
+        year = when.year
+        if not _MIN_YEAR <= year <= _MAX_YEAR:
+            return -1
+        hours = cols.hours[start:end]
+        upper = (days_in_year(year) + 1) * 24.0
+        # rows whose year is the reference's without a New Year question, inside the year
+        doubt = (np.abs(hours - ref_hours) > ROLLOVER_HOURS) | (hours < 24.0) | (hours >= upper)
+        stop = columns.first_true(doubt)
+        if not stop:  # one by one up to the next row without doubt (a refresh may end it)
+            return -min(columns.first_true(~doubt), 256)
+        # a TIME_000002 announcing another year changes the state: it goes one by one
+        for k in cols.year_rows:
+            if start <= k < start + stop and _changes_year(years, cols.values[k]):
+                stop = k - start
+                break
+        if not stop:
+            return -1
+        micros = columns.decode_micros(hours[:stop], _year_start_us(year))
+        if self.clock_check:
+            ahead = micros / 1e6 > cols.received[start : start + stop] + self.max_future_seconds
+            stop = columns.first_true(ahead)
+            micros = micros[:stop]
+        # the tracker refreshes its reference when the newest time reaches `_ref_until`:
+        # the row that does so is the last one this reference decides
+        until = (years._ref_until - _EPOCH) // _ONE_US
+        stop = min(stop, columns.first_true(micros >= until) + 1)
+        if not stop:  # the clock check stopped at the first row
+            return -1
+        micros = micros[:stop]
+        rows = slice(start, start + stop)
+        items = cols.items[rows]
+        values = cols.value_list[rows]
+        times = columns.utc_datetimes(micros)
+        ids = columns.event_ids(_NS_BYTES, items, micros.tolist(), values)
+        fields = zip(
+            items,
+            times,
+            values,
+            cols.classes[rows],
+            cols.calibrated[rows],
+            ids,
+            cols.received_list[rows],
+            cols.metadata[rows],
+            [self.source] * stop,
+            strict=True,
+        )
+        out.extend(map(_new_tuple, repeat(Reading), fields))  # Reading(*f) without the call
+        newest = int(np.argmax(micros))  # observing the newest row is observing them all
+        years.observe(items[newest], times[newest], values[newest])
+        self.column_wise += stop
+        return stop
 
     def time_and_class(self, fields: Any, now: float) -> tuple[datetime, int | None] | None:
         """The decoded TimeStamp and Status.Class of an update, whatever its Value (for
@@ -500,3 +604,156 @@ class Validator:
             metadata,
             self.source,
         )
+
+
+# --------------------------------------------------------------------------- many at once
+
+Update = tuple[Any, Any, float, bool]  # item, fields, received_at (epoch s), snapshot
+_SCAN = 8192  # rows looked at per column-wise step (bounds the work when many go one by one)
+
+
+@lru_cache(maxsize=64)
+def _year_start_us(year: int) -> int:
+    return (_year_start(year) - _EPOCH) // _ONE_US
+
+
+def _changes_year(years: YearTracker, value: float) -> bool:
+    return value.is_integer() and _MIN_YEAR <= value <= _MAX_YEAR and years.feed_year != int(value)
+
+
+_META_TAILS: dict[tuple[Any, Any, bool], str] = {}
+
+
+def _meta_tail(indicator: Any, color: Any, snapshot: bool) -> str:
+    """What follows the raw TimeStamp in a reading's metadata JSON (as `_update` builds it)."""
+    key = (indicator, color, snapshot)
+    tail = _META_TAILS.get(key)
+    if tail is None:
+        tail = '"'
+        if indicator is not None and indicator != "":
+            tail += ', "indicator": ' + _json_text(indicator)
+        if color is not None and color != "":
+            tail += ', "color": ' + _json_text(color)
+        if snapshot:
+            tail += ', "snapshot": true'
+        tail += "}"
+        if len(_META_TAILS) < 4096:
+            _META_TAILS[key] = tail
+    return tail
+
+
+def _plain_text(raw: Any) -> bool:
+    """CalibratedData `_update` keeps as it is (or drops as empty)."""
+    return raw is None or (
+        type(raw) is str and raw.isascii() and len(raw) <= _MAX_TEXT and "\x00" not in raw
+    )
+
+
+def _all_plain_text(column: list[Any]) -> bool:
+    texts = column if set(map(type, column)) == {str} else [c for c in column if c is not None]
+    if len(texts) < len(column) and not all(type(c) is str for c in texts):
+        return False
+    joined = "".join(texts)
+    return (
+        joined.isascii() and "\x00" not in joined and max(map(len, texts), default=0) <= _MAX_TEXT
+    )
+
+
+def _text_or_none(raw: Any) -> bool:
+    return raw is None or type(raw) is str
+
+
+def _all_text_or_none(column: list[Any]) -> bool:
+    return set(map(type, column)) <= _TEXT_TYPES
+
+
+def _class_ok(raw: Any) -> bool:
+    return raw is None or (type(raw) is str and (raw == "" or raw in _CLASS_TEXT))
+
+
+def _all_class_ok(column: list[Any]) -> bool:
+    return all(map(_class_ok, set(column)))
+
+
+def _mask(column: list[Any], ok_all: Any, ok_one: Any) -> columns.BoolArray:
+    """Which cells pass `ok_one`; `ok_all` answers for the whole column first (cheaper)."""
+    if ok_all(column):
+        return np.ones(len(column), np.bool_)
+    return np.fromiter(map(ok_one, column), np.bool_, len(column))
+
+
+_TEXT_TYPES = {str, type(None)}
+_new_tuple = tuple.__new__
+
+
+class _Columns:
+    """A batch of updates as columns, and which rows the column-wise path may take: a known
+    item id, a dict of fields, TimeStamp and Value as plain numeric text, a Status.Class of
+    0..255 (or none), text (or nothing) for the status fields and CalibratedData, a float
+    receipt time and a bool snapshot flag. Each check is made on the whole column first and
+    row by row only when that fails."""
+
+    def __init__(self, batch: Sequence[Update], good_items: set[str], clock_check: bool) -> None:
+        n = len(batch)
+        self.items: list[Any] = [u[0] for u in batch]
+        fields: list[Any] = [u[1] for u in batch]
+        self.received_list: list[Any] = [u[2] for u in batch]
+        snapshots = [u[3] for u in batch]
+        for item in set(self.items) - good_items:
+            if type(item) is str and _ITEM_ID.fullmatch(item) and len(good_items) < 10_000:
+                good_items.add(item)
+        if set(map(type, fields)) == {dict} and good_items.issuperset(self.items):
+            clean = np.ones(n, np.bool_)
+        else:
+            clean = np.fromiter(
+                (
+                    type(f) is dict and i in good_items
+                    for i, f in zip(self.items, fields, strict=True)
+                ),
+                np.bool_,
+                n,
+            )
+            fields = [f if type(f) is dict else {} for f in fields]
+        get = dict.get
+        raw_ts: list[Any] = [get(f, "TimeStamp") for f in fields]
+        self.hours, ok = columns.number_column(raw_ts)
+        clean &= ok
+        self.values, ok = columns.number_column([get(f, "Value") for f in fields])
+        clean &= ok
+        self.value_list: list[float] = self.values.tolist()
+        raw_classes = [get(f, "Status.Class") for f in fields]
+        clean &= _mask(raw_classes, _all_class_ok, _class_ok)
+        self.classes: list[int | None] = [
+            _CLASS_TEXT.get(c) if type(c) is str else None for c in raw_classes
+        ]
+        raw_calibrated = [get(f, "CalibratedData") for f in fields]
+        clean &= _mask(raw_calibrated, _all_plain_text, _plain_text)
+        self.calibrated: list[str | None] = [
+            c or None if type(c) is str else None for c in raw_calibrated
+        ]
+        indicators = [get(f, "Status.Indicator") for f in fields]
+        colors = [get(f, "Status.Color") for f in fields]
+        clean &= _mask(indicators, _all_text_or_none, _text_or_none)
+        clean &= _mask(colors, _all_text_or_none, _text_or_none)
+        clean &= _mask(snapshots, lambda c: set(map(type, c)) <= {bool}, lambda s: type(s) is bool)
+        clean &= _mask(
+            self.received_list, lambda c: set(map(type, c)) <= {float}, lambda r: type(r) is float
+        )
+        self.received = np.array(
+            [r if type(r) is float else np.nan for r in self.received_list]
+            if not clean.all()
+            else self.received_list,
+            np.float64,
+        )
+        clean &= np.isfinite(self.received)
+        self.clean = clean
+        tails = _META_TAILS
+        self.metadata: list[str | None] = [
+            '{"raw_ts": "' + t.strip() + (tails.get((i, c, s)) or _meta_tail(i, c, s))
+            if ok
+            else None
+            for t, i, c, s, ok in zip(
+                raw_ts, indicators, colors, snapshots, clean.tolist(), strict=True
+            )
+        ]
+        self.year_rows = [k for k, item in enumerate(self.items) if item == YEAR_ITEM]

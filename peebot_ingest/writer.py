@@ -25,12 +25,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import psycopg
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
 from psycopg.types.json import Jsonb
+from psycopg.types.string import BytesBinaryDumper
 
 from peebot_ingest.db import DatabaseError, connect, one_line
 from peebot_ingest.journal import Journal
@@ -86,15 +86,6 @@ class BatchResult:
     committed_at: float = 0.0
 
 
-class _UuidBytesDumper(Dumper):
-    """16 raw bytes straight into a binary `uuid` COPY column (no UUID objects)."""
-
-    format = Format.BINARY
-
-    def dump(self, obj: Any) -> bytes:
-        return bytes(obj)
-
-
 _STAGE_COLUMNS = (
     "channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, metadata"
 )
@@ -103,8 +94,16 @@ _INSERT_STAGED = (
     "SELECT channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, "
     "metadata::jsonb FROM ingest_stage"
 )
-_STAGE_TYPES = ["int4", "timestamptz", "float8", "text", "int2", "uuid", "timestamptz", "text"]
-_DIRECT_TYPES = [*_STAGE_TYPES[:-1], "bytea"]  # bytes passed through: jsonb binary
+# Binary COPY data carries no type: the server reads each field as its column's type. So the
+# 16 event id bytes go through psycopg's (C) bytea dumper unchanged, which is uuid's binary
+# form, and so does the metadata on the direct path as jsonb's binary form (a version byte
+# and the JSON text; the staging table keeps text and casts in the INSERT).
+_STAGE_TYPES = ["int4", "timestamptz", "float8", "text", "int2", "bytea", "timestamptz", "text"]
+_DIRECT_TYPES = [*_STAGE_TYPES[:-1], "bytea"]
+
+
+_ITEM = itemgetter(0)  # Reading.item_id
+_TS = itemgetter(1)  # Reading.ts
 
 
 def _dt(epoch: float) -> datetime:
@@ -143,9 +142,9 @@ class DatabaseSink:
         except DatabaseError as exc:
             raise DatabaseUnavailable(str(exc)) from exc
         try:
-            uuid_oid = conn.adapters.types["uuid"].oid
-            dumper = type("UuidBytesDumper", (_UuidBytesDumper,), {"oid": uuid_oid})
-            conn.adapters.register_dumper(bytes, dumper)
+            # by oid, bytea resolves to the DB-API `Binary` dumper (Python); raw bytes need
+            # only the plain one, which psycopg runs in C
+            conn.adapters.register_dumper(bytes, BytesBinaryDumper)
             conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS ingest_stage ({_stage_ddl()}) "
                 "ON COMMIT DELETE ROWS"
@@ -220,7 +219,7 @@ class DatabaseSink:
                     ],
                 )
                 result.transitions = len(batch.transitions)
-            newest = max((r.ts for r in batch.readings), default=None)
+            newest = max(map(_TS, batch.readings), default=None)
             newest_after: datetime | None
             if newest is not None and (self.newest_ts is None or newest > self.newest_ts):
                 newest_after = newest
@@ -251,8 +250,7 @@ class DatabaseSink:
         return result
 
     def _ensure_channels(self, cur: psycopg.Cursor[Any], readings: list[Reading]) -> dict[str, int]:
-        channels = self.channels
-        unknown = {r.item_id for r in readings if r.item_id not in channels}
+        unknown = set(map(_ITEM, readings)).difference(self.channels)
         if not unknown:
             return {}
         names = sorted(unknown)
@@ -303,29 +301,18 @@ class DatabaseSink:
         direct = table == "telemetry_reading"
         fromts = datetime.fromtimestamp
         with cur.copy(f"COPY {table} ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            # jsonb's binary form is a version byte and the JSON text (the staging table
-            # keeps text and casts in the INSERT)
             copy.set_types(_DIRECT_TYPES if direct else _STAGE_TYPES)
             write_row = copy.write_row
             last_received = None
             ingested_at = None
-            for r in readings:
-                if r.received_at != last_received:  # a replay stamps all its rows alike
-                    last_received = r.received_at
-                    ingested_at = fromts(last_received, UTC)
-                meta = r.metadata
-                write_row(
-                    (
-                        channels[r.item_id],
-                        r.ts,
-                        r.value,
-                        r.calibrated_data,
-                        r.status_class,
-                        r.event_id,
-                        ingested_at,
-                        (b"\x01" + meta.encode()) if direct and meta is not None else meta,
-                    )
-                )
+            # the hot loop of every write: tuple unpacking is cheaper than field access
+            for item, ts, value, klass, calibrated, event, received, meta, _ in readings:
+                if received != last_received:  # a replay stamps all its rows alike
+                    last_received = received
+                    ingested_at = fromts(received, UTC)
+                if direct and meta is not None:
+                    meta = b"\x01" + meta.encode()  # type: ignore[assignment]
+                write_row((channels[item], ts, value, calibrated, klass, event, ingested_at, meta))
 
     def _insert_rejections(self, cur: psycopg.Cursor[Any], rejections: list[Rejection]) -> None:
         cur.executemany(
@@ -674,6 +661,22 @@ class BulkLoader:
             batch.add(entry)
         if len(batch.readings) >= self.batch_rows:
             self.submit()
+
+    def extend(self, entries: Iterable[Entry]) -> None:
+        entries = list(entries)
+        readings = [e for e in entries if type(e) is Reading]
+        if len(readings) < len(entries):
+            for entry in entries:
+                self.add(entry)
+            return
+        batch = self._batch.readings
+        while readings:  # batches of batch_rows, as add() would cut them
+            room = self.batch_rows - len(batch)
+            batch.extend(readings[:room])
+            readings = readings[room:]
+            if len(batch) >= self.batch_rows:
+                self.submit()
+                batch = self._batch.readings
 
     def submit(self) -> None:
         if self._error is not None:
