@@ -56,7 +56,7 @@ from peebot_ingest.timestamps import format_timestamp  # noqa: E402
 from peebot_ingest.validate import Validator, YearTracker  # noqa: E402
 from peebot_ingest.writer import BufferedWriter, BulkLoader, DatabaseSink, WriterConfig  # noqa: E402
 
-BATCH = 5000  # updates validated at once (what the daemon takes from its queue at most)
+BATCH = 1000  # updates validated at once (the daemon drains its queue this many at a time)
 COLUMNS = "channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, metadata"
 
 

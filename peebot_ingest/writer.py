@@ -23,6 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -34,7 +35,7 @@ from psycopg.types.string import BytesBinaryDumper
 
 from peebot_ingest.db import DatabaseError, connect, one_line
 from peebot_ingest.journal import Journal
-from peebot_ingest.validate import Reading, Rejection, clean_text
+from peebot_ingest.validate import Reading, Rejection, clean_text, raw_payload
 
 log = logging.getLogger("peebot.ingest.writer")
 
@@ -190,12 +191,7 @@ class DatabaseSink:
             self.close()
             raise DatabaseUnavailable(one_line(exc)) from exc
         except psycopg.Error as exc:
-            # The data itself was refused (should not happen after validation): record the
-            # readings as rejections rather than retrying a batch that can never succeed.
-            with _suppress_all():
-                conn.rollback()
-            log.error("database refused a batch (%s); recording it in rejected_update", exc)
-            return self._write_refused(conn, batch, one_line(exc))
+            return self.refused(batch, exc)
 
     def _write(self, conn: psycopg.Connection[Any], batch: Batch) -> BatchResult:
         result = BatchResult()
@@ -206,51 +202,79 @@ class DatabaseSink:
             if batch.readings:
                 result.written = self._copy_readings(cur, batch.readings, new_items)
                 result.duplicates = len(batch.readings) - result.written
-            if batch.rejections:
-                self._insert_rejections(cur, batch.rejections)
-                result.rejected = len(batch.rejections)
-            if batch.transitions:
-                cur.executemany(
-                    "INSERT INTO feed_status (kind, state, changed_at, feed_ts, detail) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    [
-                        (t.kind, clean_text(t.state), _dt(t.changed_at), t.feed_ts, Jsonb(t.detail))
-                        for t in batch.transitions
-                    ],
-                )
-                result.transitions = len(batch.transitions)
-            newest = max(map(_TS, batch.readings), default=None)
-            newest_after: datetime | None
-            if newest is not None and (self.newest_ts is None or newest > self.newest_ts):
-                newest_after = newest
-            else:
-                newest_after = self.newest_ts
-            totals = {
-                "written": self.totals["written"] + result.written,
-                "duplicates": self.totals["duplicates"] + result.duplicates,
-                "rejected": self.totals["rejected"] + result.rejected,
-            }
-            cur.execute(
-                """
-                INSERT INTO processor_state (processor_name, last_processed_at, last_run_at, state_data)
-                VALUES (%s, %s, now(), %s)
-                ON CONFLICT (processor_name) DO UPDATE SET
-                    last_processed_at = GREATEST(processor_state.last_processed_at,
-                                                 EXCLUDED.last_processed_at),
-                    last_run_at = now(),
-                    state_data = processor_state.state_data || EXCLUDED.state_data
-                """,
-                (WATERMARK, newest_after, Jsonb({self.source: totals})),
+            newest, totals = self._write_rest(cur, batch, result)
+        return self._committed(result, new_items, newest, totals)
+
+    def _write_rest(
+        self, cur: psycopg.Cursor[Any], batch: Batch, result: BatchResult
+    ) -> tuple[datetime | None, dict[str, int]]:
+        """Inside the batch's transaction, after its readings: rejections, feed transitions
+        and the watermark. Returns the watermark and totals to keep once committed."""
+        if batch.rejections:
+            self._insert_rejections(cur, batch.rejections)
+            result.rejected = len(batch.rejections)
+        if batch.transitions:
+            cur.executemany(
+                "INSERT INTO feed_status (kind, state, changed_at, feed_ts, detail) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [
+                    (t.kind, clean_text(t.state), _dt(t.changed_at), t.feed_ts, Jsonb(t.detail))
+                    for t in batch.transitions
+                ],
             )
+            result.transitions = len(batch.transitions)
+        newest = max(map(_TS, batch.readings), default=None)
+        newest_after: datetime | None
+        if newest is not None and (self.newest_ts is None or newest > self.newest_ts):
+            newest_after = newest
+        else:
+            newest_after = self.newest_ts
+        totals = {
+            "written": self.totals["written"] + result.written,
+            "duplicates": self.totals["duplicates"] + result.duplicates,
+            "rejected": self.totals["rejected"] + result.rejected,
+        }
+        cur.execute(
+            """
+            INSERT INTO processor_state (processor_name, last_processed_at, last_run_at, state_data)
+            VALUES (%s, %s, now(), %s)
+            ON CONFLICT (processor_name) DO UPDATE SET
+                last_processed_at = GREATEST(processor_state.last_processed_at,
+                                             EXCLUDED.last_processed_at),
+                last_run_at = now(),
+                state_data = processor_state.state_data || EXCLUDED.state_data
+            """,
+            (WATERMARK, newest_after, Jsonb({self.source: totals})),
+        )
+        return newest_after, totals
+
+    def _committed(
+        self,
+        result: BatchResult,
+        new_items: dict[str, int],
+        newest: datetime | None,
+        totals: dict[str, int],
+    ) -> BatchResult:
         result.committed_at = time.time()
         # only after the commit: the cache and counters must never run ahead of the database
         self.channels.update(new_items)
-        self.newest_ts = newest_after
+        self.newest_ts = newest
         self.totals = totals
         return result
 
-    def _ensure_channels(self, cur: psycopg.Cursor[Any], readings: list[Reading]) -> dict[str, int]:
-        unknown = set(map(_ITEM, readings)).difference(self.channels)
+    def refused(self, batch: Batch, exc: psycopg.Error) -> BatchResult:
+        """The data itself was refused (should not happen after validation): record the
+        readings as rejections rather than retrying a batch that can never succeed."""
+        conn = self._open()
+        with _suppress_all():
+            conn.rollback()
+        log.error("database refused a batch (%s); recording it in rejected_update", exc)
+        return self._write_refused(conn, batch, one_line(exc))
+
+    def _ensure_channels(
+        self, cur: psycopg.Cursor[Any], readings: list[Reading], known: Iterable[str] = ()
+    ) -> dict[str, int]:
+        unknown = set(map(_ITEM, readings)).difference(self.channels, known)
         if not unknown:
             return {}
         names = sorted(unknown)
@@ -298,21 +322,8 @@ class DatabaseSink:
     def _copy(
         cur: psycopg.Cursor[Any], table: str, readings: list[Reading], channels: dict[str, int]
     ) -> None:
-        direct = table == "telemetry_reading"
-        fromts = datetime.fromtimestamp
-        with cur.copy(f"COPY {table} ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_DIRECT_TYPES if direct else _STAGE_TYPES)
-            write_row = copy.write_row
-            last_received = None
-            ingested_at = None
-            # the hot loop of every write: tuple unpacking is cheaper than field access
-            for item, ts, value, klass, calibrated, event, received, meta, _ in readings:
-                if received != last_received:  # a replay stamps all its rows alike
-                    last_received = received
-                    ingested_at = fromts(received, UTC)
-                if direct and meta is not None:
-                    meta = b"\x01" + meta.encode()  # type: ignore[assignment]
-                write_row((channels[item], ts, value, calibrated, klass, event, ingested_at, meta))
+        with _open_copy(cur, table) as copy:
+            _write_rows(copy, readings, channels, direct=table == "telemetry_reading")
 
     def _insert_rejections(self, cur: psycopg.Cursor[Any], rejections: list[Rejection]) -> None:
         cur.executemany(
@@ -351,6 +362,30 @@ class DatabaseSink:
             raise DatabaseUnavailable(one_line(exc)) from exc
 
 
+def _open_copy(cur: psycopg.Cursor[Any], table: str) -> Any:
+    """`cur.copy(...)` of the reading columns into telemetry_reading or ingest_stage."""
+    return cur.copy(f"COPY {table} ({_STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)")
+
+
+def _write_rows(
+    copy: psycopg.Copy, readings: list[Reading], channels: dict[str, int], *, direct: bool
+) -> None:
+    """Readings as COPY rows (the hot loop of every write)."""
+    copy.set_types(_DIRECT_TYPES if direct else _STAGE_TYPES)
+    write_row = copy.write_row
+    fromts = datetime.fromtimestamp
+    last_received = None
+    ingested_at = None
+    # tuple unpacking is cheaper than field access
+    for item, ts, value, klass, calibrated, event, received, meta, _ in readings:
+        if received != last_received:  # a replay stamps all its rows alike
+            last_received = received
+            ingested_at = fromts(received, UTC)
+        if direct and meta is not None:
+            meta = b"\x01" + meta.encode()  # type: ignore[assignment]
+        write_row((channels[item], ts, value, calibrated, klass, event, ingested_at, meta))
+
+
 def _stage_ddl() -> str:
     return (
         "channel_id integer, ts timestamptz, value double precision, calibrated_data text, "
@@ -359,14 +394,17 @@ def _stage_ddl() -> str:
 
 
 def reading_payload(r: Reading) -> dict[str, Any]:
-    return {
-        "item": r.item_id,
-        "ts": r.ts.isoformat(),
-        "value": r.value,
-        "status_class": r.status_class,
-        "calibrated_data": r.calibrated_data,
-        "metadata": r.metadata,
-    }
+    """A refused reading as a `rejected_update` payload (whatever it holds, storable)."""
+    return raw_payload(
+        r.item_id,
+        {
+            "ts": r.ts.isoformat(),
+            "value": r.value,
+            "status_class": r.status_class,
+            "calibrated_data": r.calibrated_data,
+            "metadata": r.metadata,
+        },
+    )
 
 
 class _suppress_all:
@@ -607,11 +645,153 @@ class BufferedWriter:
 # --------------------------------------------------------------------------- bulk loads
 
 
+class StreamedBatch:
+    """One batch whose readings reach the server while it is still being collected.
+
+    `add()` writes readings into an open binary COPY at once, so PostgreSQL stores them while
+    the caller validates the next ones (one thread keeps both cores busy); `commit()` ends
+    the COPY and commits the batch as `DatabaseSink.write` would: the same rows, counts,
+    rejections, transitions and watermark.
+
+    While batches hold no duplicate, the COPY goes straight into telemetry_reading inside a
+    savepoint. A duplicate fails it: the savepoint is rolled back and its readings, and the
+    rest of the batch, go through the staging table and `INSERT ... ON CONFLICT DO NOTHING`.
+    An item not yet in telemetry_channel ends the open COPY (and its savepoint); the channel
+    is added in the batch's transaction, outside any savepoint, and a new COPY starts.
+    Data the server refuses turns the whole batch into rejections at `commit()`; a lost
+    connection raises `DatabaseUnavailable` (nothing of the batch is committed)."""
+
+    def __init__(self, sink: DatabaseSink) -> None:
+        self.sink = sink
+        self.batch = Batch()
+        self.conn = sink._open()
+        self.cur = self.conn.cursor()
+        self.new_items: dict[str, int] = {}
+        self.direct = sink._expect_no_duplicates
+        self.written = 0  # readings in closed direct segments
+        self.staged = 0  # readings in ingest_stage
+        self._segment = 0  # where the open segment starts in batch.readings
+        self._tx = ExitStack()
+        self._tx.enter_context(self.conn.transaction())
+        self._open: ExitStack | None = None  # the open COPY (and its savepoint)
+        self._copy: psycopg.Copy | None = None
+        self._refused: psycopg.Error | None = None
+
+    def add(self, readings: list[Reading]) -> None:
+        start = len(self.batch.readings)
+        self.batch.readings.extend(readings)
+        if self._refused is None:
+            self._guard(self._stream, start)
+
+    def add_other(self, entry: Rejection | FeedTransition) -> None:
+        self.batch.add(entry)
+
+    def commit(self) -> BatchResult:
+        result = BatchResult()
+        if self._refused is None:
+            self._guard(self._end_segment, len(self.batch.readings))
+        if self._refused is None:
+            self._guard(self._finish, result)
+        if self._refused is not None:
+            self._abort()
+            return self.sink.refused(self.batch, self._refused)
+        self._tx.close()  # COMMIT
+        return self.sink._committed(result, self.new_items, *self._rest)
+
+    # -- inside ---------------------------------------------------------------------------
+
+    def _guard(self, step: Callable[[Any], None], arg: Any) -> None:
+        try:
+            step(arg)
+        except psycopg.errors.UniqueViolation as exc:
+            if not self.direct:  # cannot happen on the staging path: a real refusal
+                self._close_segment(exc)
+                self._refused = exc
+                return
+            self._close_segment(exc)
+            self._guard(self._to_staging, None)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self._abort()
+            self.sink.close()
+            raise DatabaseUnavailable(one_line(exc)) from exc
+        except psycopg.Error as exc:
+            self._close_segment(exc)
+            self._refused = exc
+
+    def _stream(self, start: int) -> None:
+        readings = self.batch.readings[start:]
+        if set(map(_ITEM, readings)).difference(self.sink.channels, self.new_items):
+            self._end_segment(start)
+            self.new_items.update(self.sink._ensure_channels(self.cur, readings, self.new_items))
+        if self._copy is None:
+            self._open = ExitStack()
+            if self.direct:
+                self._open.enter_context(self.conn.transaction())  # savepoint
+            table = "telemetry_reading" if self.direct else "ingest_stage"
+            self._copy = self._open.enter_context(_open_copy(self.cur, table))
+            self._segment = start
+        channels = (
+            {**self.sink.channels, **self.new_items} if self.new_items else self.sink.channels
+        )
+        _write_rows(self._copy, readings, channels, direct=self.direct)
+
+    def _end_segment(self, end: int) -> None:
+        """End the open COPY; its readings (up to `end`) are then stored in the batch."""
+        if self._open is None:
+            return
+        opened, self._open, self._copy = self._open, None, None
+        opened.close()
+        if self.direct:
+            self.written += end - self._segment
+        else:
+            self.staged += end - self._segment
+        self._segment = end
+
+    def _close_segment(self, exc: BaseException) -> None:
+        """Unwind the open COPY after an error (rolls its savepoint back)."""
+        opened, self._open, self._copy = self._open, None, None
+        if opened is not None:
+            with _suppress_all():
+                opened.__exit__(type(exc), exc, exc.__traceback__)
+
+    def _to_staging(self, _: None) -> None:
+        """A duplicate failed the direct COPY: the rolled-back segment's readings and the
+        rest of the batch go through the staging table."""
+        self.direct = False
+        rest = self.batch.readings[self._segment :]
+        self.new_items.update(self.sink._ensure_channels(self.cur, rest, self.new_items))
+        self.sink._copy(self.cur, "ingest_stage", rest, {**self.sink.channels, **self.new_items})
+        self.staged += len(rest)
+        self._segment = len(self.batch.readings)
+
+    def _finish(self, result: BatchResult) -> None:
+        inserted = 0
+        if self.staged:
+            self.cur.execute(_INSERT_STAGED + " ON CONFLICT DO NOTHING")
+            inserted = self.cur.rowcount
+        # as DatabaseSink: after a batch with duplicates, stay on the staging path until
+        # a batch comes without any
+        self.sink._expect_no_duplicates = inserted == self.staged
+        result.written = self.written + inserted
+        result.duplicates = len(self.batch.readings) - result.written
+        result.new_channels = len(self.new_items)
+        self._rest = self.sink._write_rest(self.cur, self.batch, result)
+
+    def _abort(self) -> None:
+        if self._open is not None:
+            self._close_segment(RuntimeError("batch aborted"))
+        with _suppress_all():
+            self._tx.__exit__(RuntimeError, RuntimeError("batch aborted"), None)  # ROLLBACK
+
+
 class BulkLoader:
-    """Bulk path (replay, benchmarks): the caller validates while a second thread writes the
-    previous batch through the same `DatabaseSink`, so Python work overlaps the database's.
-    No outage handling: a `DatabaseUnavailable` stops the load and is raised by `add` or
-    `close` (rerun it: rows already written are skipped as duplicates)."""
+    """Bulk path (replay, benchmarks): readings stream into the database as they come
+    (`StreamedBatch`), so the server stores them while the caller validates the next ones;
+    a batch commits every `batch_rows` readings. No outage handling: a
+    `DatabaseUnavailable` stops the load and is raised by `add`, `extend` or `close`
+    (rerun it: rows already written are skipped as duplicates)."""
+
+    CHUNK = 1000  # readings added one by one are sent this many at a time
 
     def __init__(
         self,
@@ -619,87 +799,67 @@ class BulkLoader:
         batch_rows: int = 20_000,
         on_commit: Callable[[Batch, BatchResult], None] | None = None,
     ) -> None:
-        import queue
-        import threading
-
         self.sink = sink
         self.batch_rows = batch_rows
         self.on_commit = on_commit
         self.counters = WriterCounters()
-        self._batch = Batch()
-        self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="bulk-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                self._queue.task_done()
-                return
-            if self._error is not None:
-                self._queue.task_done()
-                continue  # drain: the load has failed
-            try:
-                result = self.sink.write(batch)
-            except BaseException as exc:
-                self._error = exc
-                self._queue.task_done()
-                continue
-
-            self.counters.count(result)
-            if self.on_commit is not None:
-                self.on_commit(batch, result)
-            self._queue.task_done()
+        self._stream: StreamedBatch | None = None
+        self._held: list[Reading] = []  # added one by one, not sent yet
 
     def add(self, entry: Entry) -> None:
-        batch = self._batch
-        if isinstance(entry, Reading):
-            batch.readings.append(entry)
+        if type(entry) is Reading:
+            self._held.append(entry)
+            if len(self._held) >= self.CHUNK:
+                self._send()
         else:
-            batch.add(entry)
-        if len(batch.readings) >= self.batch_rows:
-            self.submit()
+            self._open().add_other(entry)  # type: ignore[arg-type]
 
     def extend(self, entries: Iterable[Entry]) -> None:
-        entries = list(entries)
-        readings = [e for e in entries if type(e) is Reading]
-        if len(readings) < len(entries):
-            for entry in entries:
-                self.add(entry)
-            return
-        batch = self._batch.readings
-        while readings:  # batches of batch_rows, as add() would cut them
-            room = self.batch_rows - len(batch)
-            batch.extend(readings[:room])
-            readings = readings[room:]
-            if len(batch) >= self.batch_rows:
+        for entry in entries:
+            if type(entry) is Reading:
+                self._held.append(entry)
+            else:
+                self._open().add_other(entry)  # type: ignore[arg-type]
+        self._send()
+
+    def _open(self) -> StreamedBatch:
+        if self._stream is None:
+            self._stream = StreamedBatch(self.sink)
+        return self._stream
+
+    def _send(self) -> None:
+        held, self._held = self._held, []
+        while held:
+            stream = self._open()
+            room = self.batch_rows - len(stream.batch.readings)
+            stream.add(held[:room])
+            held = held[room:]
+            if len(stream.batch.readings) >= self.batch_rows:
                 self.submit()
-                batch = self._batch.readings
 
     def submit(self) -> None:
-        if self._error is not None:
-            raise self._error
-        if len(self._batch):
-            self._queue.put(self._batch)
-            self._batch = Batch()
+        """Commit the batch being written (with what is held)."""
+        if self._held:
+            self._send()
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        result = stream.commit()
+        self.counters.count(result)
+        if self.on_commit is not None:
+            self.on_commit(stream.batch, result)
 
     def wait(self) -> None:
-        """Submit what is collected and return once everything submitted is committed."""
+        """Commit everything added so far."""
         self.submit()
-        self._queue.join()
-        if self._error is not None:
-            raise self._error
 
     def close(self) -> WriterCounters:
-        """Write the rest and wait for it; raises the load's error, if any."""
+        """Write the rest; raises the load's error, if any."""
         try:
             self.submit()
         finally:
-            self._queue.put(None)
-            self._thread.join()
+            if self._stream is not None:
+                self._stream._abort()
+                self._stream = None
             self.sink.close()
-        if self._error is not None:
-            raise self._error
         return self.counters
