@@ -4,15 +4,19 @@
                                   [--feed-count 40000] [--latency-seconds 15] [--rss-seconds 15]
 
 (1) The writer path alone: synthetic raw updates (the six ISS Live fields, as the listener
-    hands them over) over the 337 catalogue channels, through validate -> enrich (event id)
-    -> the bulk writer (binary COPY straight into `telemetry_reading` in a savepoint while a
-    batch holds no duplicate, else COPY into the staging table + INSERT ... ON CONFLICT DO
-    NOTHING; the watermark) to committed rows. Baseline, same run, same server: one plain
-    binary COPY of exactly the rows that path wrote, into an empty twin table with the same
-    columns, indexes, unique key and foreign key; the bytes are streamed from a file, so the
-    baseline carries no Python work at all. The two alternate chunk by chunk (200,000 rows)
-    so both see the same load on this shared machine. Prints rows/s of each and the ratio,
-    and the rate of a re-sent 100,000 (all duplicates).
+    hands them over) over the 337 catalogue channels, fed as the daemon's writer thread
+    feeds its writer: 1,000 at a time through `Validator.updates` (validate, enrich, event
+    id) into `BufferedWriter` with the daemon's defaults, which sends a backlog ahead into
+    an open binary COPY (straight into `telemetry_reading` in a savepoint while batches hold
+    no duplicate, else into the staging table + INSERT ... ON CONFLICT DO NOTHING) and
+    commits a batch every 20,000 readings with the watermark. Baseline, same run, same
+    server: one plain binary COPY of exactly the rows that path wrote, into an empty twin
+    table with the same columns, indexes and unique key; the bytes are streamed from a
+    file, so the baseline carries no Python work at all. The two alternate chunk by chunk
+    (200,000 rows) so both see the same load on this shared machine. Prints rows/s of each
+    and the ratio, and the rate of a re-sent 100,000 (all duplicates). Not timed: making
+    the input, and importing pandas (the daemon does it before it connects); the input is
+    frozen out of the garbage collector's way (the daemon never holds 200,000 updates).
 (2) The real client against the local TLCP server (`peebot simulate --script counter`, a
     subprocess) sending flat out, the daemon (`peebot ingest`, a subprocess): updates/s
     delivered to the listener and written, and the count lost (gaps in the sequence).
@@ -54,7 +58,7 @@ from peebot_ingest.journal import Journal  # noqa: E402
 from peebot_ingest.simulator.testing import free_port, run_server_subprocess  # noqa: E402
 from peebot_ingest.timestamps import format_timestamp  # noqa: E402
 from peebot_ingest.validate import Validator, YearTracker  # noqa: E402
-from peebot_ingest.writer import BufferedWriter, BulkLoader, DatabaseSink, WriterConfig  # noqa: E402
+from peebot_ingest.writer import BufferedWriter, DatabaseSink, WriterConfig  # noqa: E402
 
 BATCH = 1000  # updates validated at once (the daemon drains its queue this many at a time)
 COLUMNS = "channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, metadata"
@@ -140,7 +144,11 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
     validator = Validator(source="feed", clock_check=False, years=YearTracker(2026))
     journal_dir = Path(tempfile.mkdtemp(prefix="peebot-bench-journal-"))
     dump = journal_dir / "rows.copy"
-    loader = BulkLoader(DatabaseSink(url, source="bench"), batch_rows=20_000)
+    # the daemon's writer with the daemon's defaults (batches of 20,000 or 0.2 s, a backlog
+    # sent ahead 1,000 at a time), fed as the daemon's writer thread feeds it
+    writer = BufferedWriter(
+        DatabaseSink(url, source="bench"), Journal(journal_dir / "journal"), WriterConfig()
+    )
     columns.warm_up()  # as the daemon does before it connects: not timed here
     chunk = 200_000  # per chunk the pipeline fills and drains once
     lo = datetime(2000, 1, 1, tzinfo=UTC)
@@ -160,8 +168,10 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
             gc.freeze()
             t = time.perf_counter()
             for k in range(0, n, BATCH):  # as the daemon drains its queue
-                loader.extend(validator.updates(updates[k : k + BATCH]))
-            loader.wait()  # committed before the clock stops: no writing in untimed gaps
+                writer.extend(validator.updates(updates[k : k + BATCH]))
+                writer.maybe_flush()
+            # committed before the clock stops: no writing in untimed gaps
+            assert writer.flush(), writer.last_error
             elapsed += time.perf_counter() - t
             del updates
             gc.unfreeze()
@@ -191,7 +201,8 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
             baseline_s += time.perf_counter() - t
             lo = hi
             done += n
-        counters = loader.close()
+        assert writer.close()
+        counters = writer.counters
         assert counters.written == rows, f"written {counters.written} of {rows}"
         n_base = conn.execute("SELECT count(*) FROM baseline_reading").fetchone()[0]
         n_ours = conn.execute("SELECT count(*) FROM telemetry_reading").fetchone()[0]

@@ -97,7 +97,7 @@ class DaemonConfig:
     def from_env(cls, database_url: str, **overrides: Any) -> DaemonConfig:
         clock_check = _env_bool("PEEBOT_CLOCK_CHECK", True)
         writer = WriterConfig(
-            batch_rows=int(_env_num("PEEBOT_INGEST_BATCH_ROWS", 5000)),
+            batch_rows=int(_env_num("PEEBOT_INGEST_BATCH_ROWS", WriterConfig.batch_rows)),
             batch_seconds=_env_num("PEEBOT_INGEST_BATCH_SECONDS", 0.2),
             memory_rows=int(_env_num("PEEBOT_INGEST_MEMORY_ROWS", 50_000)),
         )
@@ -396,7 +396,9 @@ class IngestDaemon:
                     msg = None
                 if msg is not None:
                     msgs = [msg]
-                    for _ in range(self.config.writer.batch_rows):  # what is there, no waiting
+                    # what is there, no waiting; under a backlog, as many as the writer
+                    # sends ahead at a time (the server stores them while we validate more)
+                    for _ in range(writer.config.stream_rows or writer.config.batch_rows):
                         try:
                             msgs.append(q.get_nowait())
                         except queue.Empty:

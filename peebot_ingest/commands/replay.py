@@ -53,7 +53,7 @@ def load_recordings(
     *,
     year: int | None = None,
     strict: bool = False,
-    batch_rows: int = 5000,
+    batch_rows: int = 20_000,
     progress: bool = True,
 ) -> LoadSummary:
     """Bulk-load recordings through the ingest writer (same validation and dedupe)."""

@@ -221,3 +221,79 @@ def test_uuid_column_holds_the_same_uuid(db_url: str) -> None:
         got = conn.execute("SELECT event_id, metadata FROM telemetry_reading").fetchone()
     assert got[0] == uuid.UUID(bytes=r.event_id)
     assert got[1] is None or json.dumps(got[1])
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_backlog_is_sent_ahead_and_committed_when_due(db_url: str, tmp_path: Path) -> None:
+    clock = _Clock()
+    batches: list[int] = []
+    writer = BufferedWriter(
+        DatabaseSink(db_url),
+        Journal(tmp_path / "journal"),
+        WriterConfig(batch_rows=1000, batch_seconds=1.0, stream_rows=300),
+        on_commit=lambda b, r: batches.append(r.written),
+        clock=clock,
+    )
+    readings = _readings(2500)
+    bad = Rejection("feed", "NODE3000005", "Value 'x' is not a number", {"v": "x"}, 1.0)
+    writer.extend(readings[:250])
+    assert writer.maybe_flush() and writer._stream is None  # under stream_rows: nothing sent
+    writer.add(bad)
+    writer.extend(readings[250:700])
+    assert writer.maybe_flush()
+    assert writer._streamed == 701  # sent ahead, in order, the rejection with them
+    assert _rows(db_url) == []  # not committed: nothing visible yet
+    writer.extend(readings[700:2500])
+    assert writer.maybe_flush()  # 2501 pending >= batch_rows: due; two batches commit
+    assert batches == [999, 1000] and len(_rows(db_url)) == 1999
+    clock.now = 2.0  # the rest is old enough
+    assert writer.maybe_flush()
+    assert batches == [999, 1000, 501]
+    rows = _rows(db_url)
+    assert sorted(r[4] for r in rows) == sorted(r.event_uuid for r in readings)
+    assert writer.counters.rejected == 1 and writer.counters.written == 2500
+    assert writer.close()
+
+
+def test_database_lost_while_sending_ahead_loses_nothing(db_url: str, tmp_path: Path) -> None:
+    clock = _Clock()
+    sink = DatabaseSink(db_url)
+    writer = BufferedWriter(
+        sink,
+        Journal(tmp_path / "journal"),
+        WriterConfig(batch_rows=1000, batch_seconds=1.0, stream_rows=200, memory_rows=1500),
+        clock=clock,
+    )
+    readings = _readings(3000)
+    writer.extend(readings[:600])
+    assert writer.maybe_flush() and writer._streamed == 600
+    pid = sink.conn.info.backend_pid  # type: ignore[union-attr]
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 10
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    writer.extend(readings[600:900])
+    ok = writer.maybe_flush()
+    if ok:  # the lost connection did not surface while sending: it does at the commit
+        clock.now += 2.0
+        ok = writer.maybe_flush()
+    assert ok is False  # the open batch is dropped, nothing of it committed
+    assert writer.db_up is False and writer._stream is None
+    assert len(writer.pending) == 900
+    writer.extend(readings[900:])  # past the memory bound: spilled to the journal
+    assert writer.counters.spilled > 0
+    clock.now += 100.0  # the retry delay has passed; the database is reachable again
+    assert writer.close()
+    rows = _rows(db_url)
+    assert len(rows) == 3000
+    assert sorted(r[4] for r in rows) == sorted(r.event_uuid for r in readings)
+    assert (writer.counters.written, writer.counters.duplicates) == (3000, 0)
