@@ -15,8 +15,8 @@
     file, so the baseline carries no Python work at all. The two alternate chunk by chunk
     (200,000 rows) so both see the same load on this shared machine. Prints rows/s of each
     and the ratio, and the rate of a re-sent 100,000 (all duplicates). Not timed: making
-    the input, and importing pandas (the daemon does it before it connects); the input is
-    frozen out of the garbage collector's way (the daemon never holds 200,000 updates).
+    the input, which is frozen out of the garbage collector's way (the daemon never holds
+    200,000 updates).
 (2) The real client against the local TLCP server (`peebot simulate --script counter`, a
     subprocess) sending flat out, the daemon (`peebot ingest`, a subprocess): updates/s
     delivered to the listener and written, and the count lost (gaps in the sequence).
@@ -51,7 +51,6 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from peebot_ingest import columns  # noqa: E402
 from peebot_ingest import db as database  # noqa: E402
 from peebot_ingest.catalog import load_catalog  # noqa: E402
 from peebot_ingest.journal import Journal  # noqa: E402
@@ -149,7 +148,6 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
     writer = BufferedWriter(
         DatabaseSink(url, source="bench"), Journal(journal_dir / "journal"), WriterConfig()
     )
-    columns.warm_up()  # as the daemon does before it connects: not timed here
     chunk = 200_000  # per chunk the pipeline fills and drains once
     lo = datetime(2000, 1, 1, tzinfo=UTC)
     elapsed = 0.0

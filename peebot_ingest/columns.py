@@ -7,8 +7,9 @@ result bit for bit (the tests compare them on random and hostile input). Pure fu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from hashlib import sha1
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -64,17 +65,16 @@ def decode_micros(hours: FloatArray, year_start_us: int) -> IntArray:
     return result
 
 
-def warm_up() -> None:
-    """Import now what `utc_datetimes` needs (pandas takes ~1 s), not at the first batch."""
-    import pandas  # noqa: F401
+LAST_EXACT_YEAR = 2099  # `utc_datetimes` is exact below 2**32 s (February 2106)
 
 
 def utc_datetimes(micros: IntArray) -> list[datetime]:
-    """Aware UTC datetimes (tzinfo `datetime.UTC`) of microseconds since the epoch."""
-    import pandas as pd  # only the batch path needs it; keeps `peebot inject` light
+    """Aware UTC datetimes of microseconds since the epoch (up to `LAST_EXACT_YEAR`).
 
-    stamps = pd.to_datetime(micros, unit="us", utc=True).to_pydatetime()
-    return list(stamps.tolist())
+    `datetime.fromtimestamp` of the float seconds: below 2**32 s a float's error is under
+    half a microsecond, and fromtimestamp rounds to the nearest microsecond, so the result
+    is exactly the epoch + `micros` (the tests check it)."""
+    return list(map(datetime.fromtimestamp, (micros / 1e6).tolist(), repeat(UTC)))
 
 
 def event_ids(

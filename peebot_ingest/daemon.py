@@ -36,7 +36,6 @@ from typing import Any
 
 import structlog
 
-from peebot_ingest import columns
 from peebot_ingest.catalog import TIME_ITEM, YEAR_ITEM, load_catalog
 from peebot_ingest.db import DatabaseError, peebot_home
 from peebot_ingest.feedstate import FeedState, SignalConfig
@@ -333,7 +332,6 @@ class IngestDaemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
         items = self.subscription_items()
-        columns.warm_up()  # before the feed: the first batch would wait for it
         self.feed = FeedSource(self.config, items, self.queue)
         writer_thread = threading.Thread(target=self._writer_loop, name="ingest-writer")
         writer_thread.start()

@@ -447,7 +447,7 @@ class Validator:
             return -1
         when, ref_hours = ref
         year = when.year
-        if not _MIN_YEAR <= year <= _MAX_YEAR:
+        if not _MIN_YEAR <= year <= columns.LAST_EXACT_YEAR:
             return -1
         hours = cols.hours[start:end]
         upper = (days_in_year(year) + 1) * 24.0

@@ -258,3 +258,28 @@ def test_number_column_agrees_with_parse_number() -> None:
             assert value == expected
     clean, all_ok = columns.number_column(["1.5", "2", "-3e-2"])
     assert all_ok.all() and clean.tolist() == [1.5, 2.0, -0.03]
+
+
+def test_utc_datetimes_are_exact_up_to_the_last_exact_year() -> None:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    last = datetime(columns.LAST_EXACT_YEAR + 1, 1, 1, tzinfo=UTC) - epoch
+    top = last // timedelta(microseconds=1) - 1
+    rng = np.random.default_rng(5)
+    micros = np.concatenate(
+        [
+            rng.integers(0, top, 200_000, dtype=np.int64),
+            np.arange(top - 2000, top + 1, dtype=np.int64),  # the hardest: the largest
+            np.array([0, 1, 999_999, 1_000_000, 1_000_001], dtype=np.int64),
+        ]
+    )
+    times = columns.utc_datetimes(micros)
+    for us, ts in zip(micros.tolist(), times, strict=True):
+        assert ts == epoch + timedelta(microseconds=us), us
+        assert ts.tzinfo is UTC
+
+
+def test_years_past_the_exact_range_go_one_by_one() -> None:
+    batch = _stream(datetime(2150, 3, 1, tzinfo=UTC), 300, 100)
+    one, many = _twins(year=2150, clock_check=False)
+    assert many.updates(batch) == [one.update(*u) for u in batch]
+    assert many.column_wise == 0
