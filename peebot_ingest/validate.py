@@ -9,6 +9,10 @@ The dedupe key `event_id` is UUIDv5 of (item, decoded UTC time in microseconds, 
 value is taken in canonical form (the shortest `repr` of its float), so the same reading
 from the feed (`"44"`), an export (`44.0`) or an inject gives the same key, and a snapshot
 re-send, a replayed file or a repeated inject is a no-op in the database.
+
+`Validator.updates` validates many feed updates at once, column by column (numpy, the
+helpers in `columns`), with the same results as `update` one by one; the daemon's writer
+thread hands it each run of updates it takes from its queue.
 """
 
 from __future__ import annotations
@@ -412,7 +416,7 @@ class Validator:
         unusual (hostile input, a New Year, a new year from `TIME_000002`) goes through
         `update`. Never raises."""
         try:
-            cols = _Columns(batch, self._good_items, self.clock_check)
+            cols = _Columns(batch, self._good_items)
         except Exception:  # a hostile batch (unhashable items, odd tuples): one by one
             return [self._one(u) for u in batch]
         out: list[Reading | Rejection] = []
@@ -693,7 +697,7 @@ class _Columns:
     receipt time and a bool snapshot flag. Each check is made on the whole column first and
     row by row only when that fails."""
 
-    def __init__(self, batch: Sequence[Update], good_items: set[str], clock_check: bool) -> None:
+    def __init__(self, batch: Sequence[Update], good_items: set[str]) -> None:
         n = len(batch)
         self.items: list[Any] = [u[0] for u in batch]
         fields: list[Any] = [u[1] for u in batch]

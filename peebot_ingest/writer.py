@@ -11,10 +11,15 @@ into `rejected_update`, feed transitions into `feed_status`, and the ingest wate
 `processor_state` moves forward. A lost connection surfaces as `DatabaseUnavailable`; the
 caller (`BufferedWriter`) keeps the batch and tries again.
 
-`BufferedWriter` is the single-threaded heart of every ingest path (daemon, replay, inject):
-it collects readings, flushes by size or age, survives outages by buffering in memory and
-spilling to the on-disk `Journal` past a bound, and writes the journal back first when the
-database returns, so the order of writes (and the watermark) stays monotonic.
+`BufferedWriter` is the single-threaded heart of the daemon's writer thread: it collects
+readings, flushes by size or age, survives outages by buffering in memory and spilling to
+the on-disk `Journal` past a bound, and writes the journal back first when the database
+returns, so the order of writes (and the watermark) stays monotonic.
+
+`StreamedBatch` is a batch written while it is collected: its readings go into an open COPY
+at once, so PostgreSQL stores them while the caller validates the next ones (one Python
+thread and the server keep both cores busy). `BufferedWriter` uses it for a backlog (sent
+ahead, committed when due) and `BulkLoader` (replay) for everything.
 """
 
 from __future__ import annotations
@@ -728,10 +733,15 @@ class StreamedBatch:
         self.staged = 0  # readings in ingest_stage
         self._segment = 0  # where the open segment starts in batch.readings
         self._tx = ExitStack()
-        self._tx.enter_context(self.conn.transaction())
+        try:
+            self._tx.enter_context(self.conn.transaction())
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            sink.close()
+            raise DatabaseUnavailable(one_line(exc)) from exc
         self._open: ExitStack | None = None  # the open COPY (and its savepoint)
         self._copy: psycopg.Copy | None = None
         self._refused: psycopg.Error | None = None
+        self._rest: tuple[datetime | None, dict[str, int]] = (None, {})  # see _finish
 
     def add(self, readings: list[Reading]) -> None:
         start = len(self.batch.readings)
@@ -748,10 +758,11 @@ class StreamedBatch:
             self._guard(self._end_segment, len(self.batch.readings))
         if self._refused is None:
             self._guard(self._finish, result)
+        if self._refused is None:
+            self._guard(lambda _: self._tx.close(), None)  # COMMIT
         if self._refused is not None:
             self._abort()
             return self.sink.refused(self.batch, self._refused)
-        self._tx.close()  # COMMIT
         return self.sink._committed(result, self.new_items, *self._rest)
 
     # -- inside ---------------------------------------------------------------------------
