@@ -6,8 +6,12 @@ absent). Segments are written back oldest first when the database returns and de
 all of their entries are committed. A segment left by a previous run (the database was
 still away at exit) is picked up at the next start.
 
-Readings are deduplicated by the database, so replaying a segment twice (a crash between a
-commit and the segment's deletion) adds no readings.
+Replaying a segment twice (a crash between a commit and the segment's deletion) writes
+nothing twice: each chunk written back commits, in the same transaction, a mark of how far
+into its segment the database has got (`processor_state` 'ingest', `journal`), and a
+segment taken up again skips what its mark covers. Segment names are unique (a sequence
+number and a random token), so a mark never matches another segment. Readings would be
+deduplicated by the database anyway; rejections and feed transitions have no natural key.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -116,7 +121,7 @@ class Journal:
         """Write entries as a new segment; returns once it is on disk."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._seq += 1
-        path = self.directory / f"{self._seq:012d}{_SUFFIX}"
+        path = self.directory / f"{self._seq:012d}-{uuid.uuid4().hex[:12]}{_SUFFIX}"
         tmp = path.with_suffix(".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
             for entry in entries:
@@ -131,6 +136,14 @@ class Journal:
 
     def oldest(self) -> Path:
         return min(self._counts)
+
+    def skip(self, path: Path, done: int) -> None:
+        """The database already holds the first `done` entries of this segment."""
+        self._done[path] = max(self._done.get(path, 0), min(done, self._counts.get(path, 0)))
+
+    def done(self, path: Path) -> int:
+        """Entries of this segment committed so far (as far as this run knows)."""
+        return self._done.get(path, 0)
 
     def read(self, path: Path, chunk_size: int) -> Iterator[list[Any]]:
         """Chunks of a segment not yet committed. Resume the iterator only after the chunk
@@ -171,7 +184,7 @@ class Journal:
 
 def _seq_of(path: Path) -> int:
     try:
-        return int(path.stem)
+        return int(path.stem.split("-", 1)[0])
     except ValueError:
         return 0
 

@@ -46,6 +46,7 @@ from peebot_ingest.validate import Reading, Rejection, clean_text, raw_payload
 log = logging.getLogger("peebot.ingest.writer")
 
 WATERMARK = "ingest"
+JOURNAL_MARK = "journal"  # key in the watermark's state_data: how far a segment got
 
 
 class FeedTransition(NamedTuple):
@@ -70,6 +71,8 @@ class Batch:
     readings: list[Reading] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     transitions: list[FeedTransition] = field(default_factory=list)
+    # written back from the journal: (segment name, entries of it committed with this batch)
+    journal_mark: tuple[str, int] | None = None
 
     def add(self, entry: Entry) -> None:
         if isinstance(entry, Reading):
@@ -240,6 +243,10 @@ class DatabaseSink:
             "duplicates": self.totals["duplicates"] + result.duplicates,
             "rejected": self.totals["rejected"] + result.rejected,
         }
+        state: dict[str, Any] = {self.source: totals}
+        if batch.journal_mark is not None:
+            segment, done = batch.journal_mark
+            state[JOURNAL_MARK] = {"segment": segment, "done": done}
         cur.execute(
             """
             INSERT INTO processor_state (processor_name, last_processed_at, last_run_at, state_data)
@@ -250,7 +257,7 @@ class DatabaseSink:
                 last_run_at = now(),
                 state_data = processor_state.state_data || EXCLUDED.state_data
             """,
-            (WATERMARK, newest_after, Jsonb({self.source: totals})),
+            (WATERMARK, newest_after, Jsonb(state)),
         )
         return newest_after, totals
 
@@ -267,6 +274,23 @@ class DatabaseSink:
         self.newest_ts = newest
         self.totals = totals
         return result
+
+    def journal_done(self, segment: str) -> int:
+        """How many entries of this journal segment the database holds (its mark)."""
+        conn = self._open()
+        try:
+            row = conn.execute(
+                "SELECT state_data -> %s FROM processor_state WHERE processor_name = %s",
+                (JOURNAL_MARK, WATERMARK),
+            ).fetchone()
+            conn.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise DatabaseUnavailable(one_line(exc)) from exc
+        mark = row[0] if row else None
+        if isinstance(mark, dict) and mark.get("segment") == segment:
+            return int(mark.get("done") or 0)
+        return 0
 
     def refused(self, batch: Batch, exc: psycopg.Error) -> BatchResult:
         """The data itself was refused (should not happen after validation): record the
@@ -360,7 +384,7 @@ class DatabaseSink:
             )
             for r in batch.readings
         ]
-        refused = Batch([], batch.rejections + as_rejections, batch.transitions)
+        refused = Batch([], batch.rejections + as_rejections, batch.transitions, batch.journal_mark)
         try:
             return self._write(conn, refused)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -590,8 +614,11 @@ class BufferedWriter:
                 self._drop_stream()  # (never open then: the journal goes first)
             while self.journal.entries:
                 segment = self.journal.oldest()
+                # a previous run may have committed part of it and died before removing it
+                self.journal.skip(segment, self.sink.journal_done(segment.name))
                 for chunk in self.journal.read(segment, self.config.batch_rows):
-                    self._write(chunk)
+                    mark = (segment.name, self.journal.done(segment) + len(chunk))
+                    self._write(chunk, journal_mark=mark)
                     self.counters.journal_replayed += len(chunk)
                 self.journal.remove(segment)
             while self.pending:
@@ -613,15 +640,15 @@ class BufferedWriter:
         self._mark_up()
         return True
 
-    def _write(self, entries: list[Entry]) -> None:
+    def _write(self, entries: list[Entry], journal_mark: tuple[str, int] | None = None) -> None:
         stream, self._stream = self._stream, None
         sent, self._streamed = self._streamed, 0
-        if stream is not None:  # its first `sent` entries went ahead
+        if stream is not None:  # its first `sent` entries went ahead (never from the journal)
             _send(stream, entries[sent:])
             result = stream.commit()
             batch = stream.batch
         else:
-            batch = Batch()
+            batch = Batch(journal_mark=journal_mark)
             for entry in entries:
                 batch.add(entry)
             result = self.sink.write(batch)

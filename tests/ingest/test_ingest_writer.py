@@ -9,6 +9,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -297,3 +298,77 @@ def test_database_lost_while_sending_ahead_loses_nothing(db_url: str, tmp_path: 
     assert len(rows) == 3000
     assert sorted(r[4] for r in rows) == sorted(r.event_uuid for r in readings)
     assert (writer.counters.written, writer.counters.duplicates) == (3000, 0)
+
+
+def _journal_entries(n: int, start: datetime) -> list[Any]:
+    """Readings with a rejection every 40th entry and a feed transition every 70th."""
+    out: list[Any] = []
+    for k, r in enumerate(_readings(n, start=start)):
+        out.append(r)
+        if k % 40 == 0:
+            out.append(Rejection("feed", "NODE3000005", f"bad {k}", {"k": k}, 1.0 + k))
+        if k % 70 == 0:
+            out.append(FeedTransition("signal", "LOS", 2.0 + k, start, {"k": k}))
+    return out
+
+
+def _counts(url: str) -> tuple[int, int, int]:
+    with psycopg.connect(url) as conn:
+        return tuple(  # type: ignore[return-value]
+            conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("telemetry_reading", "rejected_update", "feed_status")
+        )
+
+
+def test_journal_taken_up_after_a_crash_writes_nothing_twice(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal_dir = tmp_path / "journal"
+    entries = _journal_entries(250, T0)
+    expected = (250, sum(isinstance(e, Rejection) for e in entries), 4)
+    Journal(journal_dir).append(entries)  # what a previous run spilled
+
+    # a run commits two chunks of the segment and dies before the third
+    dying = BufferedWriter(DatabaseSink(db_url), Journal(journal_dir), WriterConfig(batch_rows=100))
+    commits = []
+    real_write = DatabaseSink.write
+
+    def write_then_die(self: DatabaseSink, batch: Batch) -> Any:
+        if len(commits) == 2:
+            raise KeyboardInterrupt  # the process dies here
+        commits.append(batch.journal_mark)
+        return real_write(self, batch)
+
+    monkeypatch.setattr(DatabaseSink, "write", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        dying.flush()
+    monkeypatch.undo()
+    segment = Journal(journal_dir).segments()[0].name
+    assert commits == [(segment, 100), (segment, 200)]
+    assert _counts(db_url)[0] == sum(isinstance(e, Reading) for e in entries[:200])
+
+    # the next run takes the segment up where the database says it got
+    nxt = BufferedWriter(DatabaseSink(db_url), Journal(journal_dir), WriterConfig(batch_rows=100))
+    assert nxt.backlog == len(entries)  # (it cannot know before asking the database)
+    assert nxt.close()
+    assert nxt.counters.journal_replayed == len(entries) - 200
+    assert _counts(db_url) == expected
+
+    # a run that commits all of a segment and dies before deleting it
+    more = _journal_entries(120, T0 + timedelta(days=1))
+    Journal(journal_dir).append(more)
+    undead = BufferedWriter(
+        DatabaseSink(db_url), Journal(journal_dir), WriterConfig(batch_rows=100)
+    )
+    monkeypatch.setattr(
+        Journal, "remove", lambda self, path: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
+    with pytest.raises(KeyboardInterrupt):
+        undead.flush()
+    monkeypatch.undo()
+    after = _counts(db_url)
+    last = BufferedWriter(DatabaseSink(db_url), Journal(journal_dir), WriterConfig(batch_rows=100))
+    assert last.close()
+    assert last.counters.journal_replayed == 0 and _counts(db_url) == after
+    assert after == (370, expected[1] + 3, expected[2] + 2)
+    assert not Journal(journal_dir).segments()
