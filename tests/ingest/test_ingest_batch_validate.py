@@ -14,6 +14,7 @@ from peebot_ingest import columns
 from peebot_ingest.timestamps import format_timestamp
 from peebot_ingest.validate import (
     _NS_BYTES,
+    FIELDS,
     Reading,
     Rejection,
     Validator,
@@ -167,17 +168,7 @@ _update = st.tuples(
     st.one_of(
         st.fixed_dictionaries(
             {},
-            optional={
-                k: _text
-                for k in (
-                    "TimeStamp",
-                    "Value",
-                    "Status.Class",
-                    "Status.Indicator",
-                    "Status.Color",
-                    "CalibratedData",
-                )
-            },
+            optional=dict.fromkeys(FIELDS, _text),
         ),
         _text,
     ),

@@ -4,13 +4,15 @@ connection end up as `DatabaseSink.write` would have them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from peebot_ingest.db import migrate
-from peebot_ingest.validate import Reading, Rejection, Validator
+from peebot_ingest.validate import Reading, Rejection
 from peebot_ingest.writer import (
     Batch,
     BatchResult,
@@ -20,17 +22,12 @@ from peebot_ingest.writer import (
     FeedTransition,
 )
 
-T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+sys.path.insert(0, str(Path(__file__).parent))
+from sample import T0, readings
 
 
 def _readings(n: int, item: str = "NODE3000005", start: datetime = T0) -> list[Reading]:
-    v = Validator(source="replay", clock_check=False)
-    out = []
-    for i in range(n):
-        r = v.reading(item, start + timedelta(seconds=i), float(i % 97), 24, f"{i % 97}")
-        assert isinstance(r, Reading)
-        out.append(r)
-    return out
+    return readings(n, item, start, calibrated=True)
 
 
 def _table(url: str) -> list[tuple]:

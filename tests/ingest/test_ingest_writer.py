@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,9 @@ from peebot_ingest.writer import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
+from sample import T0
+from sample import readings as _readings
 from tcp_proxy import TcpProxy
-
-T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
-
-
-def _readings(n: int, item: str = "NODE3000005", start: datetime = T0) -> list[Reading]:
-    v = Validator(source="replay", clock_check=False)
-    out = []
-    for i in range(n):
-        r = v.reading(item, start + timedelta(seconds=i), float(i % 100), 24)
-        assert isinstance(r, Reading)
-        out.append(r)
-    return out
 
 
 def _rows(url: str) -> list[tuple]:
