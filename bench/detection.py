@@ -7,7 +7,7 @@
     files as one recording, the 2018 water files with year 2018), prints the events and
     saves a small PNG per event (the level around it) under --out.
 (2) Generates --days simulated days with the simulator's model
-    (`peebot_ingest.simulator.model`), one seeded model per day with crew size and noise
+    (`peebot_sim.model`), one seeded model per day with crew size and noise
     varied, and runs the detectors the way Dagster does: windows of --window-min minutes,
     each reading [start - lookback, end + lookahead) plus the carried-forward value, keeping
     the events that start inside the window. It scores uses and transfers against the
@@ -170,7 +170,7 @@ def run_real(out: Path | None) -> None:
 
 
 def simulate_day(seed: int, crew: int, noise: float, start: datetime, hours: float):
-    from peebot_ingest.simulator.model import SimConfig, TelemetryModel
+    from peebot_sim.model import SimConfig, TelemetryModel
 
     model = TelemetryModel(
         SimConfig(

@@ -34,8 +34,8 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from peebot.supervisor import free_port, processes_using  # noqa: E402
 from peebot_dagster.detectors.urine import UrineParams  # noqa: E402
-from peebot_ingest.supervisor import free_port, processes_using  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -76,7 +76,7 @@ def main() -> None:
     argv = [
         sys.executable,
         "-m",
-        "peebot_ingest.cli",
+        "peebot.cli",
         "up",
         "--simulate",
         "--speed",
@@ -99,7 +99,7 @@ def main() -> None:
         wait_for(lambda: "Dagster UI" in log_path.read_text(), 180, "the stack")
         print(f"stack up in {time.monotonic() - started:.1f} s", flush=True)
         url = subprocess.run(
-            [sys.executable, "-m", "peebot_ingest.cli", "db", "url"],
+            [sys.executable, "-m", "peebot.cli", "db", "url"],
             env=env,
             capture_output=True,
             text=True,

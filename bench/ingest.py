@@ -53,12 +53,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from peebot_ingest import db as database  # noqa: E402
-from peebot_ingest.catalog import load_catalog  # noqa: E402
 from peebot_ingest.journal import Journal  # noqa: E402
-from peebot_ingest.simulator.testing import free_port, run_server_subprocess  # noqa: E402
-from peebot_ingest.timestamps import format_timestamp  # noqa: E402
 from peebot_ingest.validate import Validator, YearTracker  # noqa: E402
 from peebot_ingest.writer import BufferedWriter, DatabaseSink, WriterConfig  # noqa: E402
+from peebot_iss.catalog import load_catalog  # noqa: E402
+from peebot_iss.timestamps import format_timestamp  # noqa: E402
+from tests.support.tlcp_harness import free_port, run_server_subprocess  # noqa: E402
 
 BATCH = 1000  # updates validated at once (the daemon drains its queue this many at a time)
 COLUMNS = "channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, metadata"
@@ -278,7 +278,7 @@ class Daemon:
         }
         self.out = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "peebot_ingest.cli", "ingest"],
+            [sys.executable, "-m", "peebot.cli", "ingest"],
             env=env,
             cwd=tmp,
             stdout=self.out,

@@ -36,7 +36,6 @@ from typing import Any
 
 import structlog
 
-from peebot_ingest.catalog import TIME_ITEM, YEAR_ITEM, load_catalog
 from peebot_ingest.db import DatabaseError, peebot_home
 from peebot_ingest.feedstate import FeedState, SignalConfig
 from peebot_ingest.journal import Journal
@@ -49,6 +48,7 @@ from peebot_ingest.writer import (
     DatabaseUnavailable,
     WriterConfig,
 )
+from peebot_iss.catalog import TIME_ITEM, YEAR_ITEM, load_catalog
 
 DEFAULT_FEED_URL = "https://push.lightstreamer.com"
 DEFAULT_ADAPTER_SET = "ISSLIVE"

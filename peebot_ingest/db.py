@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from peebot_ingest.catalog import load_catalog
+from peebot_iss.catalog import load_catalog
 
 DEFAULT_DB_NAME = "peebot"
 DAGSTER_DB_NAME = "peebot_dagster"

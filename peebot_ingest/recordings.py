@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from peebot_ingest.timestamps import TimeStampError, decode_timestamp, parse_timestamp
+from peebot_iss.timestamps import TimeStampError, decode_timestamp, parse_timestamp
 
 CSV_HEADER = ("item_id", "ts", "value", "status_class", "calibrated_data")
 

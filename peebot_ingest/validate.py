@@ -32,8 +32,8 @@ from uuid import UUID
 import numpy as np
 
 from peebot_ingest import columns
-from peebot_ingest.catalog import YEAR_ITEM
-from peebot_ingest.timestamps import ROLLOVER_HOURS, days_in_year, encode_timestamp, infer_year
+from peebot_iss.catalog import YEAR_ITEM
+from peebot_iss.timestamps import ROLLOVER_HOURS, days_in_year, encode_timestamp, infer_year
 
 FIELDS = (
     "TimeStamp",

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 from detector_seqs import DATA
 
-from peebot_ingest.commands.detect import detect
+from peebot.commands.detect import detect
 
 
 def test_detect_prints_one_json_object_per_event() -> None:

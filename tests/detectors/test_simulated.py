@@ -11,7 +11,7 @@ import pytest
 from peebot_dagster.detectors.base import window_frame
 from peebot_dagster.detectors.urine import URINE_TANK
 
-model_mod = pytest.importorskip("peebot_ingest.simulator.model")
+model_mod = pytest.importorskip("peebot_sim.model")
 
 ITEMS = ("TIME_000001", "NODE3000004", "NODE3000005")
 

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from peebot_ingest.supervisor import free_port, processes_using
+from peebot.supervisor import free_port, processes_using
 
 # `up` starts the simulator SPEED x 3 - 3 minutes back (9 min at x4), so it runs fast for
 # three minutes and then follows the clock. The uses fall in the fast part, after Dagster is
@@ -104,7 +104,7 @@ def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
     argv = [
         sys.executable,
         "-m",
-        "peebot_ingest.cli",
+        "peebot.cli",
         "up",
         "--simulate",
         "--speed",
@@ -129,7 +129,7 @@ def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
     try:
         wait_for("the Dagster UI", lambda: "Dagster UI" in log.read_text(), 180, log)
         url = subprocess.run(
-            [sys.executable, "-m", "peebot_ingest.cli", "db", "url"],
+            [sys.executable, "-m", "peebot.cli", "db", "url"],
             env=env,
             capture_output=True,
             text=True,

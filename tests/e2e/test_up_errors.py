@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from peebot_ingest.supervisor import free_port, processes_using
+from peebot.supervisor import free_port, processes_using
 
 
 def _up(tmp_path: Path, *args: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEEBOT_", "DAGSTER_"))}
     env.update(PEEBOT_HOME=str(tmp_path / "home"), **env_extra)
     return subprocess.run(
-        [sys.executable, "-m", "peebot_ingest.cli", "up", *args],
+        [sys.executable, "-m", "peebot.cli", "up", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -67,7 +67,7 @@ def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(tmp_path:
     log = tmp_path / "up.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "peebot_ingest.cli", "up", "--simulate", "--no-dagster"],
+            [sys.executable, "-m", "peebot.cli", "up", "--simulate", "--no-dagster"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from peebot_ingest import db as database
-from peebot_ingest.catalog import load_catalog, parse_enum
+from peebot_iss.catalog import load_catalog, parse_enum
 
 
 def _tables(url: str) -> set[str]:
@@ -168,7 +168,7 @@ def test_migrate_against_unreachable_server_is_one_line(tmp_path: Path) -> None:
         "HOME": str(tmp_path),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "peebot_ingest.cli", "db", "migrate"],
+        [sys.executable, "-m", "peebot.cli", "db", "migrate"],
         capture_output=True,
         text=True,
         env=env,
@@ -185,7 +185,7 @@ def test_migrate_against_unreachable_server_is_one_line(tmp_path: Path) -> None:
 def test_db_url_and_status_commands(db_url: str, tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PEEBOT_DATABASE_URL": db_url, "HOME": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-m", "peebot_ingest.cli", "db", "url"],
+        [sys.executable, "-m", "peebot.cli", "db", "url"],
         capture_output=True,
         text=True,
         env=env,
@@ -194,7 +194,7 @@ def test_db_url_and_status_commands(db_url: str, tmp_path: Path) -> None:
     )
     assert out.returncode == 0 and out.stdout.strip() == db_url
     st = subprocess.run(
-        [sys.executable, "-m", "peebot_ingest.cli", "db", "status"],
+        [sys.executable, "-m", "peebot.cli", "db", "status"],
         capture_output=True,
         text=True,
         env=env,

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peebot_ingest import columns
-from peebot_ingest.timestamps import format_timestamp
 from peebot_ingest.validate import (
     _NS_BYTES,
     FIELDS,
@@ -23,6 +22,7 @@ from peebot_ingest.validate import (
     decode_hours,
     event_id,
 )
+from peebot_iss.timestamps import format_timestamp
 
 Update = tuple[Any, Any, Any, Any]
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()

@@ -21,15 +21,15 @@ import psycopg
 import pytest
 
 from peebot_ingest.daemon import DaemonConfig, IngestDaemon
-from peebot_ingest.simulator.feeds import CounterFeed, ScriptedFeed
-from peebot_ingest.simulator.testing import (
+from peebot_ingest.writer import WriterConfig
+from peebot_iss.timestamps import decode_timestamp, format_timestamp, infer_year
+from peebot_sim.feeds import CounterFeed, ScriptedFeed
+from tests.support.tlcp_harness import (
     read_sent_log,
     run_server_in_thread,
     run_server_subprocess,
     wait_until,
 )
-from peebot_ingest.timestamps import decode_timestamp, format_timestamp, infer_year
-from peebot_ingest.writer import WriterConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tcp_proxy import TcpProxy
@@ -249,7 +249,7 @@ def test_sigterm_midstream_everything_received_is_written(db_url: str, tmp_path:
             "PEEBOT_INGEST_BATCH_SECONDS": "1.0",  # keep a lot in flight when the signal lands
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "peebot_ingest.cli", "ingest"],
+            [sys.executable, "-m", "peebot.cli", "ingest"],
             env=env,
             cwd=tmp_path,
             stdout=subprocess.PIPE,
@@ -282,7 +282,7 @@ def test_sigterm_midstream_everything_received_is_written(db_url: str, tmp_path:
 
 
 def test_replay_serve_streams_a_recording_into_the_daemon(db_url: str, tmp_path: Path) -> None:
-    from peebot_ingest.simulator.testing import free_port, port_open
+    from tests.support.tlcp_harness import free_port, port_open
 
     t0 = datetime(2023, 9, 19, 11, 0, tzinfo=UTC)
     csv = tmp_path / "rec.csv"
@@ -302,7 +302,7 @@ def test_replay_serve_streams_a_recording_into_the_daemon(db_url: str, tmp_path:
     port = free_port()
     with running_daemon(db_url, f"http://127.0.0.1:{port}", tmp_path):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "peebot_ingest.cli", "replay", "--serve", "--speed", "200",
+            [sys.executable, "-m", "peebot.cli", "replay", "--serve", "--speed", "200",
              "--port", str(port), str(csv)],
             env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from click.testing import CliRunner
 
-from peebot_ingest.cli import cli
+from peebot.cli import cli
 
 
 def _count(url: str) -> int:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from peebot_ingest.cli import cli
+from peebot.cli import cli
 from peebot_ingest.recordings import read_recording
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "iss"

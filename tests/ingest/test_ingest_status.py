@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
-from peebot_ingest.cli import cli
-from peebot_ingest.commands.status import ingest_health
+from peebot.cli import cli
+from peebot.commands.status import ingest_health
 from peebot_ingest.feedstate import FeedState, SignalConfig
 from peebot_ingest.validate import Reading, Validator
 from peebot_ingest.writer import Batch, DatabaseSink

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peebot_ingest.timestamps import decode_timestamp, encode_timestamp, format_timestamp
 from peebot_ingest.validate import (
     EVENT_NAMESPACE,
     Reading,
@@ -19,6 +18,7 @@ from peebot_ingest.validate import (
     decode_hours,
     event_id,
 )
+from peebot_iss.timestamps import decode_timestamp, encode_timestamp, format_timestamp
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()
 
@@ -264,7 +264,7 @@ def test_valid_readings_are_accepted_and_keys_deterministic(
     ),
 )
 def test_year_rule_is_infer_year(hours: float, ref: datetime) -> None:
-    from peebot_ingest.timestamps import infer_year
+    from peebot_iss.timestamps import infer_year
 
     years = YearTracker()
     years.observe("NODE3000005", ref, 1.0)

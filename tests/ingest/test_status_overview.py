@@ -16,10 +16,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from peebot_ingest import db as database
-from peebot_ingest.cli import cli
-from peebot_ingest.commands.status import collect, default_dagster_storage_url, render
-from peebot_ingest.overview import (
+from peebot.cli import cli
+from peebot.commands.status import collect, default_dagster_storage_url, render
+from peebot.overview import (
     HeartbeatView,
     event_detail,
     fill_minutes,
@@ -27,6 +26,7 @@ from peebot_ingest.overview import (
     sparkline,
     summarize_heartbeats,
 )
+from peebot_ingest import db as database
 from peebot_ingest.validate import Reading, Validator
 from peebot_ingest.writer import Batch, DatabaseSink
 

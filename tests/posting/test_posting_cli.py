@@ -9,7 +9,7 @@ import psycopg
 from click.testing import CliRunner
 from posting_helpers import T0, add_event, enqueue, posts
 
-from peebot_ingest.cli import cli
+from peebot.cli import cli
 
 
 def invoke(*args: str) -> Any:

@@ -7,17 +7,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from peebot_ingest.catalog import TIME_ITEM, URINE_TANK, load_catalog
-from peebot_ingest.simulator.feeds import CounterFeed, ModelFeed, RecordingFeed
-from peebot_ingest.simulator.model import ESSENTIAL_ITEMS, SimConfig, TruthEvent
-from peebot_ingest.simulator.testing import (
+from peebot_iss.catalog import TIME_ITEM, URINE_TANK, load_catalog
+from peebot_iss.timestamps import decode_timestamp
+from peebot_sim.feeds import CounterFeed, ModelFeed, RecordingFeed
+from peebot_sim.model import ESSENTIAL_ITEMS, SimConfig, TruthEvent
+from tests.support.tlcp_harness import (
     make_test_client,
     read_sent_log,
     run_server_in_thread,
     subscribe,
     wait_until,
 )
-from peebot_ingest.timestamps import decode_timestamp
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "iss"
 

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from peebot_ingest.catalog import TIME_ITEM, UPA_STATE, URINE_TANK, YEAR_ITEM, load_catalog
-from peebot_ingest.simulator.model import (
+from peebot_iss.catalog import TIME_ITEM, UPA_STATE, URINE_TANK, YEAR_ITEM, load_catalog
+from peebot_iss.timestamps import decode_timestamp
+from peebot_sim.model import (
     AOS_STATUS_CLASS,
     ESSENTIAL_ITEMS,
     ScenarioEvent,
@@ -23,7 +24,6 @@ from peebot_ingest.simulator.model import (
     TruthEvent,
     parse_scenario,
 )
-from peebot_ingest.timestamps import decode_timestamp
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from peebot_ingest.simulator.testing import (
+from tests.support.tlcp_harness import (
     StatusRecorder,
     make_test_client,
     read_sent_log,

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from peebot_ingest.simulator.feeds import ScriptedFeed
-from peebot_ingest.simulator.model import make_fields
-from peebot_ingest.simulator.testing import (
+from peebot_sim.feeds import ScriptedFeed
+from peebot_sim.model import make_fields
+from peebot_sim.tlcp import FIELDS, encode_update, escape_value
+from tests.support.tlcp_harness import (
     StatusRecorder,
     make_test_client,
     read_sent_log,
@@ -17,7 +18,6 @@ from peebot_ingest.simulator.testing import (
     subscribe,
     wait_until,
 )
-from peebot_ingest.simulator.tlcp import FIELDS, encode_update, escape_value
 
 TRANSPORTS = ["WS-STREAMING", "HTTP-STREAMING"]
 WHEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import click
 
-from peebot_ingest.commands import one_line_errors
+from peebot.commands import one_line_errors
 
 
 def parse_when(text: str | None, now: datetime | None = None) -> datetime:
     """`now`, an ISO 8601 time (UTC unless it has an offset) or an ISS TimeStamp (decimal
     hours of the current year, New Year handled)."""
-    from peebot_ingest.timestamps import TimeStampError, decode_timestamp, infer_year
+    from peebot_iss.timestamps import TimeStampError, decode_timestamp, infer_year
 
     now = now or datetime.now(UTC)
     if text is None or text.strip().lower() in ("", "now"):

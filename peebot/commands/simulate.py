@@ -187,9 +187,9 @@ def simulate(
 
     Clients connect with LightstreamerClient("http://HOST:PORT", "ISSLIVE"). On SIGTERM or
     Ctrl-C every client gets END,48 (it reconnects on its own) and the command exits 0."""
-    from peebot_ingest.simulator.feeds import CounterFeed, ModelFeed
-    from peebot_ingest.simulator.model import SimConfig, parse_scenario
-    from peebot_ingest.simulator.tlcp import TlcpServer, run_server
+    from peebot_sim.feeds import CounterFeed, ModelFeed
+    from peebot_sim.model import SimConfig, parse_scenario
+    from peebot_sim.tlcp import TlcpServer, run_server
 
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from peebot.commands import one_line_errors
 from peebot_ingest import db as database
-from peebot_ingest.commands import one_line_errors
 
 
 @click.group("db")

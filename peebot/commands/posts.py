@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
+from peebot.commands import one_line_errors
 from peebot_dagster.posting import outbox
 from peebot_ingest import db as database
-from peebot_ingest.commands import one_line_errors
 
 STATUSES = ("pending", "sending", "posted", "failed", "skipped")
 

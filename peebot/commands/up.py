@@ -17,8 +17,7 @@ from typing import Any
 
 import click
 
-from peebot_ingest import db as database
-from peebot_ingest.supervisor import (
+from peebot.supervisor import (
     Child,
     StartupError,
     Supervisor,
@@ -27,6 +26,7 @@ from peebot_ingest.supervisor import (
     port_is_free,
     signals_raise_keyboard_interrupt,
 )
+from peebot_ingest import db as database
 
 REPO = Path(__file__).resolve().parents[2]
 LIVE_SERVER = "https://push.lightstreamer.com"
@@ -161,7 +161,7 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     env["PEEBOT_HOME"] = str(home)
     env.setdefault("PEEBOT_DRY_RUN_FILE", str(home / "posts.jsonl"))
     env["PYTHONUNBUFFERED"] = "1"
-    peebot = [sys.executable, "-m", "peebot_ingest.cli"]
+    peebot = [sys.executable, "-m", "peebot.cli"]
 
     feed_url = os.environ.get("PEEBOT_FEED_URL", LIVE_SERVER)
     if opts.simulate:

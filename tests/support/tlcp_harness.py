@@ -36,7 +36,7 @@ from lightstreamer.client import (
     SubscriptionListener,
 )
 
-from peebot_ingest.simulator.tlcp import DEFAULT_ADAPTER_SET, FIELDS, Feed, TlcpServer
+from peebot_sim.tlcp import DEFAULT_ADAPTER_SET, FIELDS, Feed, TlcpServer
 
 __all__ = [
     "CollectingListener",
@@ -193,7 +193,7 @@ def run_server_in_thread(
 
 
 class SubprocessServer:
-    """`python -m peebot_ingest.commands.simulate ARGS --host H --port P` (or `uv run peebot
+    """`python -m peebot.commands.simulate ARGS --host H --port P` (or `uv run peebot
     simulate ...` with `use_uv`), restartable on the same port."""
 
     def __init__(
@@ -234,7 +234,7 @@ class SubprocessServer:
         tail = [*self.args, "--host", self.host, "--port", str(self.port)]
         if self.use_uv:
             return ["uv", "run", "peebot", "simulate", *tail]
-        return [sys.executable, "-m", "peebot_ingest.commands.simulate", *tail]
+        return [sys.executable, "-m", "peebot.commands.simulate", *tail]
 
     def start(self) -> SubprocessServer:
         if self.is_running():

@@ -1,6 +1,6 @@
 """`peebot`: the command line, and the composition root of the two packages.
 
-Subcommands live in `peebot_ingest/commands/<name>.py` and are imported only when used, so
+Subcommands live in `peebot/commands/<name>.py` and are imported only when used, so
 `peebot --help` and light commands stay fast (Dagster and pandas are slow to import).
 """
 
@@ -16,43 +16,43 @@ from dotenv import load_dotenv
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "up": (
-        "peebot_ingest.commands.up",
+        "peebot.commands.up",
         "up",
         "Run the whole stack: database, feed, ingest, Dagster.",
     ),
     "ingest": (
-        "peebot_ingest.commands.ingest",
+        "peebot.commands.ingest",
         "ingest",
         "Stream ISS Live into the database (daemon).",
     ),
     "inject": (
-        "peebot_ingest.commands.ingest",
+        "peebot.commands.ingest",
         "inject",
         "Write one manual reading through the ingest path.",
     ),
     "simulate": (
-        "peebot_ingest.commands.simulate",
+        "peebot.commands.simulate",
         "simulate",
         "Serve a simulated ISS Live feed (TLCP) locally.",
     ),
-    "replay": ("peebot_ingest.commands.replay", "replay", "Load or serve recordings of the feed."),
+    "replay": ("peebot.commands.replay", "replay", "Load or serve recordings of the feed."),
     "export": (
-        "peebot_ingest.commands.replay",
+        "peebot.commands.replay",
         "export",
         "Export readings as CSV that replay reads back.",
     ),
     "detect": (
-        "peebot_ingest.commands.detect",
+        "peebot.commands.detect",
         "detect",
         "Run the detectors over recordings, no database.",
     ),
     "status": (
-        "peebot_ingest.commands.status",
+        "peebot.commands.status",
         "status",
         "One-screen health of ingest, events and posts.",
     ),
-    "posts": ("peebot_ingest.commands.posts", "posts", "List, retry or skip social posts."),
-    "db": ("peebot_ingest.commands.db", "db", "Database: migrate, status, url, maintain, stop."),
+    "posts": ("peebot.commands.posts", "posts", "List, retry or skip social posts."),
+    "db": ("peebot.commands.db", "db", "Database: migrate, status, url, maintain, stop."),
 }
 
 

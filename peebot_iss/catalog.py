@@ -44,7 +44,7 @@ def parse_enum(text: str) -> dict[int, str]:
 
 @cache
 def load_catalog() -> tuple[Channel, ...]:
-    path = resources.files("peebot_ingest") / "data" / "iss_live_items.csv"
+    path = resources.files("peebot_iss") / "data" / "iss_live_items.csv"
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     return tuple(
         Channel(

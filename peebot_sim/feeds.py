@@ -19,15 +19,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from peebot_ingest.catalog import TIME_ITEM, load_catalog
-from peebot_ingest.simulator.model import (
+from peebot_iss.catalog import TIME_ITEM, load_catalog
+from peebot_iss.timestamps import format_timestamp
+from peebot_sim.model import (
     AOS_STATUS_CLASS,
     SimConfig,
     TelemetryModel,
     make_fields,
 )
-from peebot_ingest.simulator.tlcp import FieldValue, Publish
-from peebot_ingest.timestamps import format_timestamp
+from peebot_sim.tlcp import FieldValue, Publish
 
 log = logging.getLogger("peebot.simulator")
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from peebot_ingest.catalog import (
+from peebot_iss.catalog import (
     TIME_ITEM,
     UPA_STATE,
     URINE_TANK,
@@ -42,7 +42,7 @@ from peebot_ingest.catalog import (
     Channel,
     load_catalog,
 )
-from peebot_ingest.timestamps import format_timestamp
+from peebot_iss.timestamps import format_timestamp
 
 AOS_STATUS_CLASS = "24"
 LOS_STATUS_CLASS = "0"  # any class other than 24 means loss of signal

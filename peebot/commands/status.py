@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from peebot_ingest.commands import one_line_errors
+from peebot.commands import one_line_errors
 
 KEY_ITEMS = (
     "TIME_000001",
@@ -184,7 +184,7 @@ def _check_postgres_storage(sqlalchemy_url: str) -> str | None:
 def dagster_status(app_url: str | None, now: datetime | None = None) -> dict[str, Any]:
     """Daemon heartbeats and sensor/schedule states from Dagster's instance storage.
     Never raises: {"available": False, "reason": ...} when no instance can be opened."""
-    from peebot_ingest.overview import HeartbeatView, summarize_heartbeats
+    from peebot.overview import HeartbeatView, summarize_heartbeats
 
     home, reason = locate_dagster_home()
     if home is None:
@@ -262,8 +262,8 @@ def _instigators(instance: Any, now: datetime) -> list[dict[str, Any]]:
 
 def collect(url: str, now: datetime | None = None, with_dagster: bool = True) -> dict[str, Any]:
     """The whole screen as plain data (what `--json` prints)."""
+    from peebot.overview import app_overview
     from peebot_ingest.db import connect, discover_migrations
-    from peebot_ingest.overview import app_overview
 
     now = now or datetime.now(UTC)
     health = ingest_health(url, now=now)
@@ -317,7 +317,7 @@ def _size(n: int | None) -> str:
 def _summary(health: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    from peebot_ingest.overview import sparkline
+    from peebot.overview import sparkline
 
     now = health["now"]
     sig = health["signal"]

@@ -1,11 +1,11 @@
 """The local ISS Live: a Lightstreamer TLCP server and a physical telemetry model.
 
+It speaks only TLCP: the ingest daemon cannot tell it from ISS Live (docs/ARCHITECTURE.md).
+
 - `tlcp`: `TlcpServer(feed, host=, port=, keepalive_ms=, adapter_set=, sent_log=)` (aiohttp,
   WebSocket + HTTP streaming/polling, MERGE with snapshot), `run_server(feed, ...)` (blocking,
   until SIGTERM/Ctrl-C, then END,48), the `Feed` protocol.
 - `model`: `SimConfig`, `TelemetryModel` (`generate(until)` -> `Update`s, `truth`,
   `write_truth`), `TruthEvent`, `parse_scenario`.
 - `feeds`: `ScriptedFeed`, `ModelFeed`, `RecordingFeed`, `CounterFeed`.
-- `testing`: `run_server_in_thread`, `run_server_subprocess`, `make_test_client`, `subscribe`,
-  `CollectingListener`, `StatusRecorder`, `read_sent_log`, `wait_until`.
 """

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from peebot_ingest.commands import one_line_errors
+from peebot.commands import one_line_errors
 
 
 @dataclass
@@ -206,7 +206,7 @@ def replay(
     if mode == "serve":
         _serve(paths, year, speed, host, port, strict)
         return
-    from peebot_ingest.commands.ingest import prepare_database
+    from peebot.commands.ingest import prepare_database
 
     url = prepare_database()
     started = time.monotonic()
@@ -227,7 +227,7 @@ def replay(
 def year_readings(readings: Sequence[tuple[str, datetime, str]]) -> list[tuple[str, datetime, str]]:
     """`TIME_000002` (the year) at the start of the recording and at each New Year in it,
     as the live feed has it: TimeStamps carry no year, so a client needs this one."""
-    from peebot_ingest.catalog import YEAR_ITEM
+    from peebot_iss.catalog import YEAR_ITEM
 
     if any(item == YEAR_ITEM for item, _, _ in readings):
         return []
@@ -241,8 +241,8 @@ def year_readings(readings: Sequence[tuple[str, datetime, str]]) -> list[tuple[s
 def _serve(
     paths: Sequence[str], year: int | None, speed: float, host: str, port: int, strict: bool
 ) -> None:
-    from peebot_ingest.simulator.feeds import RecordingFeed
-    from peebot_ingest.simulator.tlcp import TlcpServer, run_server
+    from peebot_sim.feeds import RecordingFeed
+    from peebot_sim.tlcp import TlcpServer, run_server
 
     recordings, line_errors, file_errors = _read_all(paths, year)
     problems = file_errors + [str(e) for e in line_errors]
@@ -307,8 +307,8 @@ def export_rows(
 def export(start_text: str, end_text: str, items: tuple[str, ...], output: str) -> None:
     """Export readings as CSV (item_id,ts,value,status_class,calibrated_data) that
     `peebot replay` reads back."""
+    from peebot.commands.ingest import parse_when
     from peebot_ingest import db as database
-    from peebot_ingest.commands.ingest import parse_when
     from peebot_ingest.recordings import CSV_HEADER, Reading, format_csv_row
 
     start = parse_when(start_text)
