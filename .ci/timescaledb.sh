@@ -21,7 +21,7 @@ PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PG_CONFIG=$PG_BIN/pg_config
 CLUSTER_DIR=${PEEBOT_TIMESCALEDB_DIR:-/tmp/peebot-timescaledb}
 DB=peebot_test
-PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libssl-dev libkrb5-dev cmake gcc make)
+PACKAGES=("postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" libssl-dev libkrb5-dev cmake gcc make)
 
 log() { echo "timescaledb.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -37,6 +37,16 @@ install_packages() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     [[ ${#missing[@]} -eq 0 ]] && return
+    # The dev package at its newest version drags the server up with it (15.18 -> 15.20 here),
+    # and on 15.20 TimescaleDB's scheduler fails every job ("cannot drop portal"): keep the
+    # headers at the installed server's version when the mirror still has it.
+    local server_version i
+    server_version=$(dpkg-query -W -f='${Version}' "postgresql-$PG_MAJOR" 2>/dev/null || true)
+    if [[ -n $server_version ]] && apt-cache show "postgresql-server-dev-$PG_MAJOR=$server_version" >/dev/null 2>&1; then
+        for i in "${!missing[@]}"; do
+            [[ ${missing[$i]} == "postgresql-server-dev-$PG_MAJOR" ]] && missing[$i]+="=$server_version"
+        done
+    fi
     log "installing ${missing[*]}"
     # Another apt run may hold the lock (e.g. a provisioning step); wait for it rather than fail.
     local apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 -q)
@@ -58,7 +68,7 @@ cmd_install() {
     exec 9>"$cache/lock"
     flock 9
     if [[ ! -f $cache/ok ]]; then
-        log "building TimescaleDB ($key), about 10 minutes; log: $cache/build.log"
+        log "building TimescaleDB ($key), a few minutes; log: $cache/build.log"
         rm -rf "$cache/src" "$cache/stage"
         mkdir -p "$cache/src"
         # Chained with && because `set -e` does not apply inside an `if` condition.
@@ -73,7 +83,7 @@ cmd_install() {
         ) >"$cache/build.log" 2>&1; then
             die "build FAILED after $((SECONDS - t0))s, see $cache/build.log"
         fi
-        rm -rf "$cache/src"   # ~1 GB of objects; the staged files are all that is reused
+        rm -rf "$cache/src"   # only the staged files are reused
         touch "$cache/ok"
     fi
     # Not `cp -a`: it would re-own/re-mode /usr itself. --remove-destination replaces files by

@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,6 @@ from peebot.supervisor import (
 )
 from peebot_ingest import db as database
 
-REPO = Path(__file__).resolve().parents[2]
 LIVE_SERVER = "https://push.lightstreamer.com"
 
 
@@ -55,14 +55,28 @@ def dagster_storage_url(app_url: str) -> str:
     return database.sqlalchemy_url(url)
 
 
+# The code location as an installed module: no working directory, so the same workspace
+# serves a clone (editable install) and a wheel.
+WORKSPACE_YAML = """\
+load_from:
+  - python_module:
+      module_name: peebot_dagster.definitions
+      location_name: peebot
+"""
+
+
+def instance_config() -> str:
+    """The project's Dagster instance config (package data, so a wheel carries it too)."""
+    return (resources.files("peebot") / "config" / "dagster.yaml").read_text(encoding="utf-8")
+
+
 def prepare_dagster_home(home: Path) -> Path:
-    """DAGSTER_HOME with the project's dagster.yaml (copied fresh on every start)."""
+    """DAGSTER_HOME with the project's dagster.yaml and a workspace.yaml (written fresh on
+    every start)."""
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    source = REPO / "dagster.yaml"
-    if not source.exists():
-        raise StartupError(f"missing {source}: the project's Dagster instance config")
-    shutil.copyfile(source, dagster_home / "dagster.yaml")
+    (dagster_home / "dagster.yaml").write_text(instance_config(), encoding="utf-8")
+    (dagster_home / "workspace.yaml").write_text(WORKSPACE_YAML, encoding="utf-8")
     return dagster_home
 
 
@@ -207,16 +221,21 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
         dagster_home = prepare_dagster_home(home)
         env["DAGSTER_HOME"] = str(dagster_home)
         env["PEEBOT_DAGSTER_STORAGE_URL"] = dagster_storage_url(app_url)
-        workspace = str(REPO / "workspace.yaml")
+        workspace = str(dagster_home / "workspace.yaml")
         sup.start(
-            Child("daemon", [_bin("dagster-daemon"), "run", "-w", workspace], env, cwd=str(REPO))
+            Child(
+                "daemon",
+                [_bin("dagster-daemon"), "run", "-w", workspace],
+                env,
+                cwd=str(dagster_home),
+            )
         )
         sup.start(
             Child(
                 "dagster",
                 [_bin("dagster-webserver"), "-h", opts.host, "-p", str(opts.port), "-w", workspace],
                 env,
-                cwd=str(REPO),
+                cwd=str(dagster_home),
                 ready=lambda: port_accepts(opts.host, opts.port),
                 ready_timeout=120,
             )

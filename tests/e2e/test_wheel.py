@@ -1,0 +1,136 @@
+"""The wheel is the product: built, installed into a fresh virtual environment away from the
+clone, `peebot up --simulate` starts the whole stack from what the wheel carries (Dagster's
+instance config and workspace come from package data, the migrations from `_sql`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from peebot.supervisor import free_port, processes_using
+from tests.support.waiting import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def _uv() -> str:
+    found = shutil.which("uv")
+    if found is None:
+        pytest.skip("uv is not on PATH: it builds the wheel and the fresh environment")
+    return found
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _code_location_loaded(port: int) -> bool:
+    query = json.dumps({"query": "{ repositoriesOrError { __typename } }"}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=query,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = json.loads(response.read())
+    except OSError:
+        return False
+    return bool(
+        body.get("data", {}).get("repositoriesOrError", {}).get("__typename")
+        == "RepositoryConnection"
+    )
+
+
+def test_installed_wheel_runs_the_stack(tmp_path: Path) -> None:
+    uv = _uv()
+    dist = tmp_path / "dist"
+    _run([uv, "build", "--wheel", "--out-dir", str(dist)], cwd=REPO)
+    wheel = next(dist.glob("peebot-*.whl"))
+
+    # the locked versions, then the wheel itself (no editable install, no clone on sys.path)
+    requirements = tmp_path / "requirements.txt"
+    _run(
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-hashes",
+            "--no-emit-project",
+            "-o",
+            str(requirements),
+        ],
+        cwd=REPO,
+    )
+    venv = tmp_path / "venv"
+    _run([uv, "venv", "--python", sys.executable, str(venv)], cwd=tmp_path)
+    python = venv / "bin" / "python"
+    _run(
+        [uv, "pip", "install", "--python", str(python), "-r", str(requirements), str(wheel)],
+        cwd=tmp_path,
+    )
+
+    # nothing of the clone may leak in: run from an empty folder with a clean environment
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    home = work / "home"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PEEBOT_", "DAGSTER_", "PYTHON", "VIRTUAL_ENV", "UV_"))
+    }
+    env.update(PEEBOT_HOME=str(home), PYTHONUNBUFFERED="1")
+    origin = _run(
+        [str(python), "-c", "import peebot, peebot_dagster; print(peebot.__file__)"],
+        cwd=work,
+        env=env,
+    )
+    assert str(venv) in origin, f"peebot imported from {origin.strip()}, not the wheel"
+
+    port = free_port()
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(venv / "bin" / "peebot"), "up", "--simulate", "--port", str(port)],
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(
+            lambda: _code_location_loaded(port),
+            timeout=300,
+            message=lambda: f"the wheel's Dagster UI on :{port}\n{log.read_text()[-3000:]}",
+            alive=proc,
+        )
+        assert (home / "dagster" / "dagster.yaml").is_file()
+        assert (home / "dagster" / "workspace.yaml").is_file()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+        wait_until(
+            lambda: not processes_using(home),
+            timeout=60,
+            message=lambda: f"processes left under {home}: {processes_using(home)}",
+        )
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in processes_using(home):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
