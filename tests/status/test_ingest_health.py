@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from click.testing import CliRunner
 
 from peebot.cli import cli
-from peebot.commands.status import ingest_health
+from peebot.status.queries import ingest_health
+from peebot_ingest.db import connect
 from peebot_ingest.feedstate import FeedState, SignalConfig
 from peebot_ingest.validate import Reading, Validator
 from peebot_ingest.writer import Batch, DatabaseSink
@@ -33,7 +34,8 @@ def test_status_reports_ingest_health(db_env: str) -> None:
     sink.write(Batch(readings=[*readings, t], rejections=[bad], transitions=transitions))
     sink.close()
 
-    health = ingest_health(db_env, now=now)
+    with connect(db_env, autocommit=True) as conn:
+        health = ingest_health(conn, now)
     assert health["rows_last_minute"] == 2  # the tank at -5 s and TIME_000001 at -2 s
     assert health["rows_last_hour"] == 31
     assert health["rejected_total"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import time
 import uuid
@@ -12,23 +13,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from click.testing import CliRunner
+from status_seed import seed_overview
 
 from peebot.cli import cli
-from peebot.commands.status import collect, default_dagster_storage_url, render
-from peebot.overview import (
+from peebot.settings import Settings
+from peebot.status.collect import collect
+from peebot.status.dagster_probe import dagster_status, default_dagster_storage_url
+from peebot.status.render import render
+from peebot.status.shaping import (
     HeartbeatView,
     event_detail,
     fill_minutes,
-    floor_minute,
     sparkline,
     summarize_heartbeats,
 )
 from peebot_ingest import db as database
-from peebot_ingest.validate import Reading, Validator
-from peebot_ingest.writer import Batch, DatabaseSink
 
 REPO = Path(__file__).resolve().parents[2]
 WIDE = {"COLUMNS": "100"}  # rich reads the terminal width from COLUMNS
@@ -80,93 +81,9 @@ def test_default_dagster_storage_is_peebot_dagster_on_the_same_server() -> None:
 # --------------------------------------------------------------------------- database sections
 
 
-def _seed(url: str, now: datetime) -> dict[str, int]:
-    """Readings through the real ingest writer; events and posts as Dagster writes them."""
-    v = Validator(clock_check=False)
-    base = floor_minute(now)
-    # minutes -1..-8 before the current one: still inside the 10-minute window if the clock
-    # crosses a minute boundary while the test runs
-    per_minute = {1: 3, 4: 2, 8: 1}
-    readings = []
-    for back, n in per_minute.items():
-        for i in range(n):
-            r = v.reading("NODE3000005", base - timedelta(minutes=back, seconds=-5 * i - 1), 40 + i)
-            assert isinstance(r, Reading)
-            readings.append(r)
-    old = v.reading("NODE3000005", base - timedelta(minutes=15), 39)  # outside the window
-    assert isinstance(old, Reading)
-    sink = DatabaseSink(url)
-    sink.write(Batch(readings=[*readings, old], rejections=[], transitions=[]))
-    sink.close()
-
-    def event(kind: str, start: datetime, meta: dict[str, Any], retracted: bool = False) -> int:
-        with database.connect(url, autocommit=True) as conn:
-            row = conn.execute(
-                """
-                INSERT INTO detected_event (event_key, event_type, processor, item_id,
-                    detected_at, confidence, metadata, window_key, retracted_at)
-                VALUES (%s, %s, 'urine_tank', 'NODE3000005', %s, 0.9, %s, 'w', %s)
-                RETURNING id
-                """,
-                (
-                    f"k-{uuid.uuid4().hex}",
-                    kind,
-                    start,
-                    psycopg.types.json.Jsonb(meta),
-                    now if retracted else None,
-                ),
-            ).fetchone()
-            assert row
-            return int(row[0])
-
-    ids = [
-        event(
-            "urination", now - timedelta(minutes=60 * i + 5), {"delta": 2.0 + i, "volume_ml": 160}
-        )
-        for i in range(4)
-    ]
-    ids.append(event("bulk_transfer", now - timedelta(hours=2, minutes=30), {"delta": 45.0}))
-    event("urination", now - timedelta(minutes=1), {"delta": 3.0}, retracted=True)
-    event("upa_cycle_start", now - timedelta(hours=30), {})  # older than a day
-    ids.append(
-        event(
-            "upa_cycle_start",
-            now - timedelta(hours=3),
-            {"state_before_name": "STANDBY", "state_after_name": "NORMAL"},
-        )
-    )
-    with database.connect(url, autocommit=True) as conn:
-        posts = [
-            (ids[0], "dry_run", "pending", None, None, None),
-            (ids[1], "dry_run", "pending", None, None, None),
-            (ids[1], "x", "pending", None, None, None),
-            (ids[2], "dry_run", "posted", "dry-run-123", None, None),
-            (ids[3], "x", "failed", None, None, "permanent"),
-            (ids[4], "dry_run", "skipped", None, "too old", None),
-        ]
-        for n, (event_id, backend, status, ext, skip, err) in enumerate(posts):
-            conn.execute(
-                """
-                INSERT INTO social_post (event_id, backend, status, text, external_id,
-                    skip_reason, error_kind, attempts, updated_at)
-                VALUES (%s, %s, %s, 'text', %s, %s, %s, 1, %s)
-                """,
-                (event_id, backend, status, ext, skip, err, now - timedelta(seconds=100 - n)),
-            )
-    return {"latest_event": ids[0]}
-
-
-@pytest.fixture
-def no_dagster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    monkeypatch.delenv("PEEBOT_DAGSTER_STORAGE_URL", raising=False)
-    monkeypatch.setenv("PEEBOT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def test_overview_numbers_through_the_cli(db_env: str, no_dagster: Path) -> None:
     now = datetime.now(UTC)
-    seeded = _seed(db_env, now)
+    seeded = seed_overview(db_env, now)
 
     result = CliRunner().invoke(cli, ["status", "--json"])
     assert result.exit_code == 0, result.output
@@ -218,7 +135,7 @@ def test_overview_fits_one_screen(db_url: str, no_dagster: Path) -> None:
     from rich.console import Console
 
     now = datetime.now(UTC)
-    _seed(db_url, now)
+    seed_overview(db_url, now)
     health = collect(db_url, now=now)
     # the worst case: a running daemon and a handful of sensors and schedules
     health["dagster"] = {
@@ -304,6 +221,31 @@ def test_dagster_storage_down_is_one_line(
     lines = [line for line in result.output.splitlines() if "unavailable" in line]
     assert len(lines) == 1 and "cannot connect" in lines[0], result.output
     assert time.monotonic() - started < 15
+
+
+def test_dagster_gets_its_storage_from_the_settings_not_the_environment(
+    db_url: str, pg_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    storage_db = f"peebot_dagster_t_{uuid.uuid4().hex[:8]}"
+    storage_url = database.sqlalchemy_url(pg_server.create_database(storage_db))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    # the environment names a server that is not there: had the URL gone through it (as the
+    # project's dagster.yaml asks Dagster to read it), the instance could not open
+    monkeypatch.setenv("PEEBOT_DAGSTER_STORAGE_URL", "postgresql+psycopg2://nobody@127.0.0.1:1/x")
+    before = dict(os.environ)
+    settings = Settings(
+        home=tmp_path / "peebot_home", dagster_home=home, dagster_storage_url=storage_url
+    )
+    try:
+        dag = dagster_status(settings, db_url)
+        assert dag["available"] is True, dag
+        assert dag["home"] == str(home.resolve())
+        assert dag["daemon"]["state"] == "no heartbeat" and dag["instigators"] == []
+        assert dict(os.environ) == before
+    finally:
+        pg_server.drop_database(storage_db)
 
 
 def test_dagster_heartbeat_and_sensor_states(

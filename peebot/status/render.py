@@ -1,0 +1,267 @@
+"""The terminal layout of `peebot status` (rich), from the plain data `collect` returns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich import box
+from rich.console import Console, RenderableType
+from rich.table import Table
+
+from peebot.status.shaping import sparkline
+
+# DECLARED_IN_CODE: the definition's default_status decides (unknown without loading the code)
+STATUS_LABELS = {"DECLARED_IN_CODE": "in code"}
+TICK_LABELS = {"SUCCESS": "ok", "SKIPPED": "skipped", "FAILURE": "FAILED", "STARTED": "started"}
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = abs(seconds)
+    sign = "-" if seconds < 0 else ""
+    if s < 120:
+        return f"{sign}{s:.1f} s"
+    if s < 7200:
+        return f"{sign}{s / 60:.1f} min"
+    if s < 172800:
+        return f"{sign}{s / 3600:.1f} h"
+    return f"{sign}{s / 86400:.1f} d"
+
+
+def when(ts: datetime | None) -> str:
+    return "-" if ts is None else ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def short_when(ts: datetime | None) -> str:
+    return "-" if ts is None else ts.astimezone(UTC).strftime("%m-%d %H:%M:%S")
+
+
+def clock(ts: datetime | None) -> str:
+    return "-" if ts is None else ts.astimezone(UTC).strftime("%H:%M:%S")
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} TB"
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def summary_table(health: dict[str, Any]) -> Table:
+    now = health["now"]
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold", no_wrap=True)
+    summary.add_column(overflow="fold")
+    for label, text in _summary_rows(health, now):
+        summary.add_row(label, text)
+    return summary
+
+
+def _summary_rows(health: dict[str, Any], now: datetime) -> list[tuple[str, str]]:
+    sig = health["signal"]
+    conn = health["connection"]
+    rate = health["readings_per_minute"]
+    rows = [("database", database_line(health["database"]))]
+    rows.append(
+        (
+            "signal",
+            f"{sig['state']} since {when(sig['since'])} "
+            f"({age((now - sig['since']).total_seconds())})"
+            if sig
+            else "never recorded",
+        )
+    )
+    rows.append(
+        ("connection", f"{conn['state']} since {when(conn['since'])}" if conn else "never recorded")
+    )
+    lag = (
+        "no TIME_000001 yet"
+        if health["lag_s"] is None
+        else f"{age(health['lag_s'])} (TIME_000001 vs clock)"
+    )
+    watermark = (
+        f"watermark {short_when(health['watermark'])}, written {age(health['write_age_s'])} ago"
+        if health["watermark"]
+        else "no writes yet"
+    )
+    rows.append(("lag", f"{lag}; {watermark}"))
+    counts = [b["readings"] for b in rate["per_minute"]]
+    rows.append(
+        (
+            "readings/min",
+            (
+                f"{rate['average']:,.1f} avg over {rate['minutes']} min by ISS time "
+                f"{sparkline(counts)} (now {rate['current_minute']:,}; "
+                f"{health['rows_last_hour']:,} in the last hour)"
+            )
+            if health["rows_last_hour"] or rate["total"]
+            else "none yet in the last hour (by ISS time)",
+        )
+    )
+    rejected = (
+        f"{health['rejected_total']:,} total, {health['rejected_last_hour']:,} in the last hour"
+    )
+    for source, counters in sorted((health["counters"] or {}).items()):
+        if isinstance(counters, dict):
+            rejected += f"; {source}: " + ", ".join(
+                f"{k} {v:,}" for k, v in counters.items() if isinstance(v, int)
+            )
+    rows.append(("rejected", rejected))
+    by_type = health["events_by_type_24h"]
+    rows.append(
+        (
+            "events (24 h)",
+            (", ".join(f"{k} {v}" for k, v in by_type.items()) or "none yet")
+            + f" ({health['events_total']} total)",
+        )
+    )
+    pending = health["posts_overview"]["pending_by_backend"]
+    rows.append(
+        (
+            "posts",
+            (
+                "pending: " + ", ".join(f"{k} {v}" for k, v in pending.items())
+                if pending
+                else "none pending"
+            )
+            + "; all: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(health["posts"].items())) or "no posts yet"),
+        )
+    )
+    rows.append(("dagster", dagster_line(health["dagster"])))
+    return rows
+
+
+def database_line(db: dict[str, Any]) -> str:
+    pending_migrations = db.get("schema_latest", 0) - db["schema_version"]
+    return (
+        f"{db['mode'] or 'mode unknown'}, {size(db['size_bytes'])}, "
+        f"schema version {db['schema_version']}"
+        + (
+            f" ({pending_migrations} migration(s) pending: `peebot db migrate`)"
+            if pending_migrations > 0
+            else ""
+        )
+        + f", PostgreSQL {db['server_version']}"
+    )
+
+
+def dagster_line(dag: dict[str, Any]) -> str:
+    if not dag["available"]:
+        return f"unavailable: {dag['reason']}"
+    daemon = dag["daemon"]
+    if daemon["last_heartbeat"] is None:
+        line = "daemon: no heartbeat yet"
+    else:
+        errors = sum(d["errors"] for d in daemon["daemons"])
+        line = (
+            f"daemon {daemon['state']}: heartbeat {age(daemon['age_s'])} ago, "
+            f"{len(daemon['daemons'])} daemon(s), {errors} error(s)"
+        )
+    if not dag["instigators"]:
+        line += "; no sensor states yet"
+    return line
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
+
+
+def events_table(health: dict[str, Any]) -> Table:
+    table = _table("Latest events")
+    for col in ("id", "type", "start (UTC)", "change", "conf", "posted"):
+        table.add_column(col, justify="right" if col in ("id", "conf") else "left", no_wrap=True)
+    for ev in health["latest_events"]:
+        table.add_row(
+            str(ev["id"]),
+            ev["event_type"],
+            short_when(ev["start"]),
+            ev["detail"],
+            f"{ev['confidence']:.2f}",
+            short_when(ev["posted_at"]) if ev["posted_at"] else "-",
+        )
+    return table
+
+
+def posts_table(health: dict[str, Any]) -> Table:
+    table = _table("Recent posts")
+    table.add_column("event", no_wrap=True, min_width=12, max_width=22, overflow="ellipsis")
+    table.add_column("backend", no_wrap=True, min_width=7)
+    table.add_column("status", no_wrap=True, min_width=7)
+    table.add_column("external id", no_wrap=True, max_width=22, overflow="ellipsis")
+    table.add_column("skip / error", no_wrap=True, max_width=26, overflow="ellipsis")
+    table.add_column("updated", no_wrap=True, min_width=8)
+    for p in health["posts_overview"]["recent"]:
+        note = p["skip_reason"] or (
+            f"{p['error_kind']} (attempt {p['attempts']})" if p["error_kind"] else ""
+        )
+        table.add_row(
+            f"#{p['event_id']} {p['event_type']}",
+            p["backend"],
+            p["status"],
+            p["external_id"] or "-",
+            note or "-",
+            clock(p["updated_at"]),
+        )
+    return table
+
+
+def items_table(health: dict[str, Any]) -> Table:
+    table = _table("Key items (last update)")
+    for col in ("item", "value", "class", "age"):
+        table.add_column(col, justify="left" if col == "item" else "right", no_wrap=True)
+    for it in health["items"]:
+        table.add_row(
+            it["item"],
+            "-" if it["value"] is None else f"{it['value']:g}",
+            "-" if it["status_class"] is None else str(it["status_class"]),
+            age(it["age_s"]),
+        )
+    return table
+
+
+def sensors_table(dag: dict[str, Any]) -> Table:
+    table = _table("Dagster sensors & schedules")
+    table.add_column("name", no_wrap=True, max_width=24, overflow="ellipsis")
+    table.add_column("status", no_wrap=True, min_width=7)
+    table.add_column("last tick", no_wrap=True, justify="right", min_width=9)
+    table.add_column("result", no_wrap=True, min_width=7)
+    for s in dag["instigators"]:
+        table.add_row(
+            s["name"],
+            STATUS_LABELS.get(s["status"], s["status"]),
+            age(s["last_tick_age_s"]) if s["last_tick_age_s"] is not None else "never",
+            TICK_LABELS.get(s["last_tick_status"] or "", s["last_tick_status"] or "-"),
+        )
+    return table
+
+
+def render(health: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(f"[bold]PeeBot status[/bold]  {when(health['now'])}")
+    console.print(summary_table(health))
+    if health["latest_events"]:
+        console.print(events_table(health))
+    if health["posts_overview"]["recent"]:
+        console.print(posts_table(health))
+    bottom = Table.grid(padding=(0, 2))
+    bottom.add_column()
+    cells: list[RenderableType] = [items_table(health)]
+    dag = health["dagster"]
+    if dag["available"] and dag["instigators"]:
+        bottom.add_column()
+        cells.append(sensors_table(dag))
+    bottom.add_row(*cells)
+    console.print(bottom)
