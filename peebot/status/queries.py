@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from peebot.status.shaping import event_detail, fill_minutes, floor_minute
+from peebot.status.shaping import event_detail, fill_minutes, floor_minute, posting_state
 
 KEY_ITEMS = (
     "TIME_000001",
@@ -153,19 +153,30 @@ def readings_per_minute(
 
 
 def latest_events(conn: psycopg.Connection[Any], limit: int = RECENT_ROWS) -> list[dict[str, Any]]:
+    """The newest events, each with where it stands in the outbox. Posting is read from the
+    outbox (`social_post`), not from `detected_event.posted_at`: the posting job stamps the
+    latter only for real networks, so a dry-run post (the demo's) would look unposted."""
     rows = conn.execute(
         """
-        SELECT id, event_type, processor, item_id, detected_at, confidence, metadata, posted_at
-        FROM detected_event
-        WHERE retracted_at IS NULL
-        ORDER BY detected_at DESC, id DESC
-        LIMIT %s
+        SELECT e.id, e.event_type, e.processor, e.item_id, e.detected_at, e.confidence,
+               e.metadata, coalesce(p.first_posted_at, e.posted_at), p.statuses
+        FROM (SELECT * FROM detected_event
+              WHERE retracted_at IS NULL
+              ORDER BY detected_at DESC, id DESC
+              LIMIT %s) e
+        LEFT JOIN LATERAL (
+            SELECT min(posted_at) FILTER (WHERE status = 'posted') AS first_posted_at,
+                   jsonb_object_agg(backend, status) AS statuses
+            FROM social_post WHERE event_id = e.id
+        ) p ON true
+        ORDER BY e.detected_at DESC, e.id DESC
         """,
         (limit,),
     ).fetchall()
     out = []
     for r in rows:
         meta = r[6] or {}
+        outbox = posting_state(r[8] or {})
         out.append(
             {
                 "id": int(r[0]),
@@ -178,6 +189,8 @@ def latest_events(conn: psycopg.Connection[Any], limit: int = RECENT_ROWS) -> li
                 "volume_ml": meta.get("volume_ml"),
                 "detail": event_detail(r[1], meta),
                 "posted_at": r[7],
+                "posted_to": outbox["posted_to"],
+                "post_state": outbox["state"],
             }
         )
     return out
@@ -207,7 +220,7 @@ def post_overview(conn: psycopg.Connection[Any], limit: int = RECENT_ROWS) -> di
     rows = conn.execute(
         """
         SELECT p.id, p.event_id, e.event_type, p.backend, p.status, p.external_id,
-               p.skip_reason, p.error_kind, p.attempts, p.updated_at, p.posted_at
+               p.skip_reason, p.error_kind, p.attempts, p.updated_at, p.posted_at, p.not_before
         FROM social_post p JOIN detected_event e ON e.id = p.event_id
         ORDER BY p.updated_at DESC, p.id DESC
         LIMIT %s
@@ -227,6 +240,7 @@ def post_overview(conn: psycopg.Connection[Any], limit: int = RECENT_ROWS) -> di
             "attempts": int(r[8]),
             "updated_at": r[9],
             "posted_at": r[10],
+            "not_before": r[11],
         }
         for r in rows
     ]

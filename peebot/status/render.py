@@ -1,4 +1,10 @@
-"""The terminal layout of `peebot status` (rich), from the plain data `collect` returns."""
+"""The terminal layout of `peebot status` (rich), from the plain data `collect` returns.
+
+The screen adapts to the terminal's width rather than cutting text: cells that can grow
+(an event's change and posting, a post's detail, the summary's values) wrap inside their
+column, and the two bottom tables sit side by side only when both fit at full width,
+otherwise one above the other. Nothing is shortened with "…".
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from peebot.status.shaping import sparkline
@@ -14,6 +20,7 @@ from peebot.status.shaping import sparkline
 # DECLARED_IN_CODE: the definition's default_status decides (unknown without loading the code)
 STATUS_LABELS = {"DECLARED_IN_CODE": "in code"}
 TICK_LABELS = {"SUCCESS": "ok", "SKIPPED": "skipped", "FAILURE": "FAILED", "STARTED": "started"}
+GAP = 2  # columns between tables placed side by side
 
 
 # --------------------------------------------------------------------------- formats
@@ -54,6 +61,37 @@ def size(n: int | None) -> str:
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
         value /= 1024
     return f"{value:,.1f} TB"
+
+
+def posted_cell(event: dict[str, Any]) -> str:
+    """When and where an event was posted (the time alone when it is the event's own day),
+    else how far its outbox rows got ("pending", "failed", ...), else "-"."""
+    posted_at, start = event["posted_at"], event["start"]
+    if event["posted_to"] or posted_at is not None:
+        same_day = (
+            posted_at is not None
+            and start is not None
+            and posted_at.astimezone(UTC).date() == start.astimezone(UTC).date()
+        )
+        stamp = clock(posted_at) if same_day else short_when(posted_at)
+        where = ", ".join(event["posted_to"])
+        return " ".join(part for part in (stamp if posted_at else "", where) if part)
+    return event["post_state"] or "-"
+
+
+def post_detail(post: dict[str, Any]) -> str:
+    """The one thing to know about an outbox row: where it landed, why it was skipped, what
+    failed, or until when it waits."""
+    if post["status"] == "posted":
+        ext = post["external_id"] or "-"
+        return f"{ext} ({post['error_kind']})" if post["error_kind"] else ext
+    if post["skip_reason"]:
+        return str(post["skip_reason"])
+    if post["error_kind"]:
+        return f"{post['error_kind']} (attempt {post['attempts']})"
+    if post["not_before"] is not None:
+        return f"waits until {clock(post['not_before'])}"
+    return "-"
 
 
 # --------------------------------------------------------------------------- sections
@@ -181,8 +219,13 @@ def _table(title: str) -> Table:
 
 def events_table(health: dict[str, Any]) -> Table:
     table = _table("Latest events")
-    for col in ("id", "type", "start (UTC)", "change", "conf", "posted"):
-        table.add_column(col, justify="right" if col in ("id", "conf") else "left", no_wrap=True)
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("start (UTC)", no_wrap=True)
+    table.add_column("change", no_wrap=True)
+    table.add_column("conf", justify="right", no_wrap=True)
+    # the one column that gives way in a narrow terminal: "12:03:04 dry_run" on two lines
+    table.add_column("posted", overflow="fold")
     for ev in health["latest_events"]:
         table.add_row(
             str(ev["id"]),
@@ -190,29 +233,25 @@ def events_table(health: dict[str, Any]) -> Table:
             short_when(ev["start"]),
             ev["detail"],
             f"{ev['confidence']:.2f}",
-            short_when(ev["posted_at"]) if ev["posted_at"] else "-",
+            posted_cell(ev),
         )
     return table
 
 
 def posts_table(health: dict[str, Any]) -> Table:
     table = _table("Recent posts")
-    table.add_column("event", no_wrap=True, min_width=12, max_width=22, overflow="ellipsis")
-    table.add_column("backend", no_wrap=True, min_width=7)
-    table.add_column("status", no_wrap=True, min_width=7)
-    table.add_column("external id", no_wrap=True, max_width=22, overflow="ellipsis")
-    table.add_column("skip / error", no_wrap=True, max_width=26, overflow="ellipsis")
-    table.add_column("updated", no_wrap=True, min_width=8)
+    table.add_column("event", no_wrap=True)
+    table.add_column("backend", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    # external ids, skip reasons and errors vary in length: they wrap, never cut
+    table.add_column("detail", overflow="fold")
+    table.add_column("updated", no_wrap=True)
     for p in health["posts_overview"]["recent"]:
-        note = p["skip_reason"] or (
-            f"{p['error_kind']} (attempt {p['attempts']})" if p["error_kind"] else ""
-        )
         table.add_row(
             f"#{p['event_id']} {p['event_type']}",
             p["backend"],
             p["status"],
-            p["external_id"] or "-",
-            note or "-",
+            post_detail(p),
             clock(p["updated_at"]),
         )
     return table
@@ -234,10 +273,10 @@ def items_table(health: dict[str, Any]) -> Table:
 
 def sensors_table(dag: dict[str, Any]) -> Table:
     table = _table("Dagster sensors & schedules")
-    table.add_column("name", no_wrap=True, max_width=24, overflow="ellipsis")
-    table.add_column("status", no_wrap=True, min_width=7)
-    table.add_column("last tick", no_wrap=True, justify="right", min_width=9)
-    table.add_column("result", no_wrap=True, min_width=7)
+    table.add_column("name", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("last tick", no_wrap=True, justify="right")
+    table.add_column("result", no_wrap=True)
     for s in dag["instigators"]:
         table.add_row(
             s["name"],
@@ -248,6 +287,24 @@ def sensors_table(dag: dict[str, Any]) -> Table:
     return table
 
 
+# --------------------------------------------------------------------------- layout
+
+
+def side_by_side_if_fits(console: Console, parts: list[RenderableType]) -> RenderableType:
+    """`parts` in one row when all fit the console at their full width, else stacked."""
+    if len(parts) < 2:
+        return Group(*parts)
+    # each measure is capped at the console's width, so a part too wide alone also tips it
+    natural = sum(console.measure(part).maximum for part in parts) + GAP * (len(parts) - 1)
+    if natural > console.width:
+        return Group(*parts)
+    row = Table.grid(padding=(0, GAP))
+    for _ in parts:
+        row.add_column(no_wrap=True)
+    row.add_row(*parts)
+    return row
+
+
 def render(health: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     console.print(f"[bold]PeeBot status[/bold]  {when(health['now'])}")
@@ -256,12 +313,8 @@ def render(health: dict[str, Any], console: Console | None = None) -> None:
         console.print(events_table(health))
     if health["posts_overview"]["recent"]:
         console.print(posts_table(health))
-    bottom = Table.grid(padding=(0, 2))
-    bottom.add_column()
-    cells: list[RenderableType] = [items_table(health)]
+    bottom: list[RenderableType] = [items_table(health)]
     dag = health["dagster"]
     if dag["available"] and dag["instigators"]:
-        bottom.add_column()
-        cells.append(sensors_table(dag))
-    bottom.add_row(*cells)
-    console.print(bottom)
+        bottom.append(sensors_table(dag))
+    console.print(side_by_side_if_fits(console, bottom))

@@ -3,6 +3,7 @@ database or a Dagster instance)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +54,19 @@ def event_detail(event_type: str, metadata: dict[str, Any] | None) -> str:
         if not parts and isinstance(value, int | float):
             parts.append(f"{value:,.0f} s")
     return ", ".join(parts) or "-"
+
+
+# Most advanced first: what an event's outbox rows say when none of them is `posted`.
+_WAITING_ORDER = ("sending", "failed", "pending", "skipped")
+
+
+def posting_state(posts: Mapping[str, str]) -> dict[str, Any]:
+    """Where an event stands in the outbox, from its rows' `{backend: status}`: the backends it
+    was posted to (the dry run counts: it is the demo's network), else the most advanced
+    state of the rest (`None` when the event has no outbox row)."""
+    posted = sorted(b for b, s in posts.items() if s == "posted")
+    waiting = next((s for s in _WAITING_ORDER if s in posts.values()), None)
+    return {"posted_to": posted, "state": "posted" if posted else waiting}
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""The pure parts of `peebot status`: how Dagster gets its storage URL without the process
-environment, where its home is, the settings."""
+"""The pure parts of `peebot status`: where an event stands in the outbox, what a post's
+detail says, how Dagster gets its storage URL without the process environment, the settings."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,8 +17,68 @@ from peebot.status.dagster_probe import (
     references_env,
     storage_overrides,
 )
+from peebot.status.render import post_detail, posted_cell
+from peebot.status.shaping import posting_state
 
 REPO = Path(__file__).resolve().parents[2]
+START = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
+
+
+def test_an_event_posted_by_any_backend_is_posted_the_dry_run_included() -> None:
+    assert posting_state({"dry_run": "posted"}) == {"posted_to": ["dry_run"], "state": "posted"}
+    assert posting_state({"x": "posted", "dry_run": "posted", "bluesky": "failed"}) == {
+        "posted_to": ["dry_run", "x"],
+        "state": "posted",
+    }
+    # nothing posted yet: the most advanced state of the rest
+    assert posting_state({"x": "pending", "dry_run": "failed"})["state"] == "failed"
+    assert posting_state({"x": "skipped", "dry_run": "pending"})["state"] == "pending"
+    assert posting_state({}) == {"posted_to": [], "state": None}
+
+
+def _event(**kw: Any) -> dict[str, Any]:
+    return {"start": START, "posted_at": None, "posted_to": [], "post_state": None} | kw
+
+
+def test_posted_cell_says_when_where_or_how_far() -> None:
+    same_day = datetime(2026, 11, 27, 12, 1, 2, tzinfo=UTC)
+    next_day = datetime(2026, 11, 28, 0, 0, 9, tzinfo=UTC)
+    assert posted_cell(_event(posted_at=same_day, posted_to=["dry_run"])) == "12:01:02 dry_run"
+    assert posted_cell(_event(posted_at=next_day, posted_to=["x"])) == "11-28 00:00:09 x"
+    # stamped on the event by an older release, no outbox row
+    assert posted_cell(_event(posted_at=same_day)) == "12:01:02"
+    # an outbox row marked posted without a time
+    assert posted_cell(_event(posted_to=["dry_run"])) == "dry_run"
+    assert posted_cell(_event(post_state="pending")) == "pending"
+    assert posted_cell(_event()) == "-"
+
+
+def _post(**kw: Any) -> dict[str, Any]:
+    base = {
+        "status": "pending",
+        "external_id": None,
+        "skip_reason": None,
+        "error_kind": None,
+        "attempts": 0,
+        "not_before": None,
+    }
+    return base | kw
+
+
+def test_post_detail_is_the_one_thing_to_know() -> None:
+    assert post_detail(_post(status="posted", external_id="dry-7")) == "dry-7"
+    assert (
+        post_detail(_post(status="posted", external_id="17", error_kind="duplicate"))
+        == "17 (duplicate)"
+    )
+    assert post_detail(_post(status="skipped", skip_reason="too old")) == "too old"
+    assert (
+        post_detail(_post(status="failed", error_kind="permanent", attempts=2))
+        == "permanent (attempt 2)"
+    )
+    waiting = _post(not_before=datetime(2026, 11, 27, 12, 20, tzinfo=UTC))
+    assert post_detail(waiting) == "waits until 12:20:00"
+    assert post_detail(_post()) == "-"
 
 
 def test_dagster_gets_the_storage_url_as_config_not_through_the_environment() -> None:
