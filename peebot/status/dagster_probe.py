@@ -3,9 +3,10 @@ states, read from Dagster's own instance storage. Never raises: whatever stops t
 from opening (no dagster.yaml, storage down, bad config) is one line of reason.
 
 Dagster's storage URL reaches the instance as explicit config, never through the process
-environment: the project's dagster.yaml says `postgres_url: {env: PEEBOT_DAGSTER_STORAGE_URL}`,
-and that reference is replaced by the URL in the settings (or the default `peebot up` uses)
-before the instance is built.
+environment: the instance config `peebot up` writes (`peebot/config/dagster.yaml`) says
+`postgres_url: {env: PEEBOT_DAGSTER_STORAGE_URL}`, and that reference is replaced by the URL
+in the settings (or the default `peebot up` uses) before the instance is built
+(docs/ARCHITECTURE.md, "Dagster's own storage").
 """
 
 from __future__ import annotations

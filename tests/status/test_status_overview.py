@@ -32,6 +32,8 @@ from peebot.status.shaping import (
 from peebot_ingest import db as database
 
 REPO = Path(__file__).resolve().parents[2]
+# the Dagster instance config `peebot up` writes into its DAGSTER_HOME (package data)
+INSTANCE_CONFIG = REPO / "peebot" / "config" / "dagster.yaml"
 WIDE = {"COLUMNS": "100"}  # rich reads the terminal width from COLUMNS
 
 
@@ -205,7 +207,7 @@ def test_dagster_storage_down_is_one_line(
 ) -> None:
     home = no_dagster / "dagster"
     home.mkdir(parents=True)
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
     # a storage database that does not exist on the server
     missing = f"peebot_dagster_missing_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv(
@@ -230,7 +232,7 @@ def test_dagster_gets_its_storage_from_the_settings_not_the_environment(
     storage_url = database.sqlalchemy_url(pg_server.create_database(storage_db))
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
     # the environment names a server that is not there: had the URL gone through it (as the
     # project's dagster.yaml asks Dagster to read it), the instance could not open
     monkeypatch.setenv("PEEBOT_DAGSTER_STORAGE_URL", "postgresql+psycopg2://nobody@127.0.0.1:1/x")
@@ -273,7 +275,7 @@ def test_dagster_heartbeat_and_sensor_states(
     storage_url = database.sqlalchemy_url(pg_server.create_database(storage_db))
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("PEEBOT_DAGSTER_STORAGE_URL", storage_url)
     monkeypatch.setenv("PEEBOT_HOME", str(tmp_path / "peebot_home"))

@@ -21,6 +21,8 @@ from peebot.status.render import post_detail, posted_cell
 from peebot.status.shaping import posting_state
 
 REPO = Path(__file__).resolve().parents[2]
+# the Dagster instance config `peebot up` writes into its DAGSTER_HOME (package data)
+INSTANCE_CONFIG = REPO / "peebot" / "config" / "dagster.yaml"
 START = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
 
 
@@ -82,7 +84,7 @@ def test_post_detail_is_the_one_thing_to_know() -> None:
 
 
 def test_dagster_gets_the_storage_url_as_config_not_through_the_environment() -> None:
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    config = yaml.safe_load(INSTANCE_CONFIG.read_text())
     assert references_env(config, STORAGE_VAR)
     url = "postgresql+psycopg2://u@/peebot_dagster?host=%2Ftmp"
     overrides = storage_overrides(config, STORAGE_VAR, url)
