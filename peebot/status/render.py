@@ -275,7 +275,9 @@ def sensors_table(dag: dict[str, Any]) -> Table:
     table = _table("Dagster sensors & schedules")
     table.add_column("name", overflow="fold")
     table.add_column("status", no_wrap=True)
-    table.add_column("last tick", no_wrap=True, justify="right")
+    # "tick", not "last tick": the five characters saved keep the two bottom tables side by
+    # side in a 100-column terminal whatever the items' ages
+    table.add_column("tick", no_wrap=True, justify="right")
     table.add_column("result", no_wrap=True)
     for s in dag["instigators"]:
         table.add_row(
