@@ -11,7 +11,7 @@
    processor, no Dagster): the time in detection.
 4. The same day as ONE run of `detection_job` over the 1,440-minute range (range tags, every
    detection asset has `BackfillPolicy.single_run()`), in-process against a Dagster instance
-   on PostgreSQL built from the project's dagster.yaml in a temporary DAGSTER_HOME: the
+   on PostgreSQL built from the project's peebot/config/dagster.yaml in a temporary DAGSTER_HOME: the
    whole-run time including Dagster's bookkeeping (planned + materialization events for
    4 x 1,440 partitions, the checks). The events must equal the baseline's.
 5. Re-materializes one minute from the command line
@@ -167,7 +167,7 @@ def main() -> int:
         # ---- one Dagster run over the 1,440 partitions of every detection asset
         home = tmp / "dagster_home"
         home.mkdir()
-        shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+        shutil.copyfile(REPO / "peebot" / "config" / "dagster.yaml", home / "dagster.yaml")
         os.environ["DAGSTER_HOME"] = str(home)
         os.environ["PEEBOT_DAGSTER_STORAGE_URL"] = database.sqlalchemy_url(dagster_url)
         os.environ["PEEBOT_DATABASE_URL"] = app_url

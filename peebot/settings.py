@@ -21,7 +21,7 @@ class Settings(BaseSettings):
         env_prefix="PEEBOT_",
         env_file=".env",
         extra="ignore",
-        # `PEEBOT_X=` in `.env.example` style means "unset", not "the empty string"
+        # an empty value (`NAME=`, as in .env.example) means "unset", not "the empty string"
         env_ignore_empty=True,
         populate_by_name=True,
     )

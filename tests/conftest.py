@@ -7,6 +7,7 @@ is migrated once into a template database; each test gets a fast clone of it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 import uuid
@@ -98,3 +99,21 @@ def db_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """`db_url`, also exported as PEEBOT_DATABASE_URL for code that reads the environment."""
     monkeypatch.setenv("PEEBOT_DATABASE_URL", db_url)
     return db_url
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Every package reads its settings once (`get_settings()`, cached); a test that changes
+    the environment must see its change, and must not leak it into the next test."""
+
+    def clear() -> None:
+        for package in ("peebot", "peebot_ingest", "peebot_sim", "peebot_dagster"):
+            try:
+                module = importlib.import_module(f"{package}.settings")
+            except ModuleNotFoundError:
+                continue
+            module.get_settings.cache_clear()
+
+    clear()
+    yield
+    clear()

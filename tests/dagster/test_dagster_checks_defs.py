@@ -133,7 +133,7 @@ def test_instance_on_postgres_and_workspace_validate(pg_server, tmp_path, monkey
     storage = pg_server.create_database(f"peebot_dagster_{uuid.uuid4().hex[:8]}")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copyfile(repo / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(repo / "peebot" / "config" / "dagster.yaml", home / "dagster.yaml")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
