@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -143,34 +142,19 @@ def inject(item: str, value: str, at_text: str | None, status_class: int | None)
     """Write one manual reading through the ingest path (validate, enrich, dedupe, write).
 
     Injecting the same ITEM, VALUE and --at twice adds one row."""
-    from peebot_ingest.validate import Reading, Validator
-    from peebot_ingest.writer import Batch, DatabaseSink, DatabaseUnavailable
+    from peebot.injection import InjectRejected, inject_reading
+    from peebot_ingest.writer import DatabaseUnavailable
 
     when = parse_when(at_text)
     url = prepare_database()
-    validator = Validator(source="inject", clock_check=False)
-    result = validator.reading(
-        item,
-        when,
-        value,
-        status_class,
-        received_at=time.time(),
-        metadata={"manual": True},
-    )
-    sink = DatabaseSink(url, source="inject")
     try:
-        if isinstance(result, Reading):
-            res = sink.write(Batch(readings=[result]))
-        else:
-            res = sink.write(Batch(rejections=[result]))
+        done = inject_reading(url, item, value, when, status_class)
     except DatabaseUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        sink.close()
-    if not isinstance(result, Reading):
-        raise click.ClickException(f"rejected (recorded in rejected_update): {result.reason}")
-    stamp = result.ts.isoformat().replace("+00:00", "Z")
-    if res.written:
-        click.echo(f"written: {item} = {result.value!r} at {stamp} (event {result.event_uuid})")
+    except InjectRejected as exc:
+        raise click.ClickException(f"rejected (recorded in rejected_update): {exc}") from exc
+    stamp = done.ts.isoformat().replace("+00:00", "Z")
+    if done.written:
+        click.echo(f"written: {item} = {done.value!r} at {stamp} (event {done.event_id})")
     else:
-        click.echo(f"already present: {item} = {result.value!r} at {stamp}, nothing added")
+        click.echo(f"already present: {item} = {done.value!r} at {stamp}, nothing added")
