@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "posts": ("peebot.commands.posts", "posts", "List, retry or skip social posts."),
     "db": ("peebot.commands.db", "db", "Database: migrate, status, url, maintain, stop."),
+    "dashboard": (
+        "peebot.commands.dashboard",
+        "dashboard",
+        "Serve the live web dashboard (page, WebSocket, JSON API).",
+    ),
 }
 
 
