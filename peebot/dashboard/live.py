@@ -164,7 +164,9 @@ class LiveDashboard:
             if channel == READINGS_CHANNEL:
                 note = parse_readings(payload)
                 self.publish(self.state.apply_readings(note, self.clock()))
-                if note.truncated:
+                if "feed" in note.truncated:
+                    self._work.put_nowait("reload")
+                elif note.truncated:
                     self._work.put_nowait("series")
             elif channel == EVENTS_CHANNEL:
                 parse_events(payload)
