@@ -41,6 +41,7 @@ from psycopg.types.string import BytesBinaryDumper
 
 from peebot_ingest.db import DatabaseError, connect, one_line
 from peebot_ingest.journal import Journal
+from peebot_ingest.notify import READINGS_CHANNEL, readings_payload
 from peebot_ingest.validate import Reading, Rejection, clean_text, raw_payload
 
 log = logging.getLogger("peebot.ingest.writer")
@@ -259,6 +260,12 @@ class DatabaseSink:
             """,
             (WATERMARK, newest_after, Jsonb(state)),
         )
+        # delivered by PostgreSQL at COMMIT, never for a batch rolled back
+        payload = readings_payload(
+            batch.readings, batch.transitions, newest_after, result.written, self.source
+        )
+        if payload is not None:
+            cur.execute("SELECT pg_notify(%s, %s)", (READINGS_CHANNEL, payload))
         return newest_after, totals
 
     def _committed(
