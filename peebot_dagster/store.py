@@ -19,6 +19,7 @@ import pandas as pd
 import psycopg
 
 from peebot_dagster.detectors.base import Event, jsonable
+from peebot_dagster.notify import EVENTS_CHANNEL, events_payload, notify
 from peebot_dagster.partitions import partition_key
 
 INGEST_PROCESSOR = "ingest"
@@ -222,6 +223,9 @@ def replace_window_events(
             result.deleted.append(int(event_id))
     if result.deleted:
         conn.execute("DELETE FROM detected_event WHERE id = ANY(%s)", (result.deleted,))
+    if result.changed:
+        changed = result.inserted + result.updated + result.retracted
+        notify(conn, EVENTS_CHANNEL, events_payload(processor, changed, result.deleted))
     return result
 
 
