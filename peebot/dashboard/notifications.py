@@ -119,7 +119,7 @@ def parse_readings(payload: str) -> ReadingsNote:
     data = _object(payload)
     watermark = data.get("watermark")
     items: dict[str, list[tuple[datetime, float]]] = {}
-    raw_items = data.get("items") or {}
+    raw_items = data.get("items", {})
     if not isinstance(raw_items, dict):
         raise BadPayload("items is not an object")
     for item, points in raw_items.items():
@@ -135,7 +135,10 @@ def parse_readings(payload: str) -> ReadingsNote:
             parsed.append((parse_time(point[0]), float(value)))
         items[str(item)] = parsed
     feed = []
-    for change in data.get("feed") or []:
+    changes = data.get("feed", [])
+    if not isinstance(changes, list):
+        raise BadPayload("feed is not a list")
+    for change in changes:
         if not isinstance(change, dict):
             raise BadPayload("feed change is not an object")
         feed.append(
@@ -146,7 +149,7 @@ def parse_readings(payload: str) -> ReadingsNote:
                 feed_ts=None if change.get("feed_ts") is None else parse_time(change["feed_ts"]),
             )
         )
-    truncated = data.get("truncated") or []
+    truncated = data.get("truncated", [])
     if not isinstance(truncated, list):
         raise BadPayload("truncated is not a list")
     written = data.get("written")

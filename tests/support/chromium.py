@@ -75,7 +75,9 @@ class Page:
                 if last:
                     return last
             await asyncio.sleep(0.05)
-        raise BrowserError(f"timed out after {timeout:.0f} s waiting for {what or expression} (last: {last!r})")
+        raise BrowserError(
+            f"timed out after {timeout:.0f} s waiting for {what or expression} (last: {last!r})"
+        )
 
     async def screenshot(self, path: Path) -> None:
         result = await self.send(
@@ -168,7 +170,9 @@ class Chromium:
         result: dict[str, Any] = reply.get("result", {})
         return result
 
-    async def open(self, url: str, width: int = 1280, height: int = 900, mobile: bool = False) -> Page:
+    async def open(
+        self, url: str, width: int = 1280, height: int = 900, mobile: bool = False
+    ) -> Page:
         target = await self.send("Target.createTarget", {"url": "about:blank"})
         attached = await self.send(
             "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
