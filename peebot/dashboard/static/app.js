@@ -7,6 +7,11 @@ const UPA_ORDER = [2, 4, 8, 16, 32, 64, 128]; // NODE3000004 codes, drawn as row
 const UPA_SHORT = { 2: "STOP", 4: "SHUTDN", 8: "MAINT", 16: "NORMAL", 32: "STANDBY", 64: "IDLE", 128: "INIT" };
 // charts in UTC whatever the browser's zone (ISS time is UTC)
 const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
+// tick labels in 24 h UTC: hours and minutes over a short span, month-day over days
+function timeTicks(u, splits) {
+  const span = u.scales.x.max - u.scales.x.min;
+  return splits.map((t) => new Date(t * 1000).toISOString().slice(...(span <= 2 * 86400 ? [11, 16] : [5, 10])));
+}
 const TYPE_NAMES = {
   urination: "toilet use", bulk_transfer: "bulk transfer", upa_cycle_start: "processor on",
   upa_cycle_stop: "processor off", clean_water_draw: "clean water draw",
@@ -219,12 +224,13 @@ function makeLiveChart() {
     ...chartSize(node, node.clientWidth < 600 ? 240 : 320),
     tzDate: utc,
     scales: {
-      x: { time: true },
+      // a little room after the newest reading, so a step there shows
+      x: { time: true, range: (u, lo, hi) => [S.chart.from, hi + S.chart.hours * 36] },
       pct: { range: (u, lo, hi) => [Math.max(0, Math.floor((lo ?? 0) - 3)), Math.min(100, Math.ceil((hi ?? 100) + 3))] },
       upa: { range: [0.5, 7.5] },
     },
     axes: [
-      { ...axis },
+      { ...axis, values: timeTicks },
       { ...axis, scale: "pct", values: (u, ticks) => ticks.map((t) => t + " %"), size: 52 },
       { ...axis, scale: "upa", side: 1, grid: { show: false }, size: 70, splits: () => [1, 2, 3, 4, 5, 6, 7],
         values: (u, ticks) => ticks.map((t) => UPA_SHORT[UPA_ORDER[t - 1]] || "") },
@@ -250,7 +256,7 @@ function makeDailyCharts() {
     tzDate: utc,
     scales: { x: { time: true }, n: { range: (u, lo, hi) => [0, Math.max(4, Math.ceil(hi || 0) + 1)] } },
     axes: [
-      { ...axis },
+      { ...axis, values: timeTicks },
       { ...axis, scale: "n", size: 40 },
     ],
     series: [
@@ -265,7 +271,7 @@ function makeDailyCharts() {
     tzDate: utc,
     scales: { x: { time: true }, pct: { range: (u, lo, hi) => [Math.max(0, Math.floor((lo ?? 0) - 3)), Math.min(100, Math.ceil((hi ?? 100) + 3))] } },
     axes: [
-      { ...axis },
+      { ...axis, values: timeTicks },
       { ...axis, scale: "pct", size: 52, values: (u, ticks) => ticks.map((t) => t + " %") },
     ],
     series: [

@@ -1,0 +1,182 @@
+"""The page in a real browser (headless Chromium), served by `peebot dashboard` (a
+subprocess), moved by `peebot inject` (the CLI): what a visitor sees.
+
+Set PEEBOT_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the README's screenshot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from peebot.supervisor import free_port, port_accepts
+from tests.dashboard.seeding import demo_history, mark_posted, store_events
+from tests.support.chromium import Chromium, find_chromium
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = find_chromium()
+DEADLINE = 30.0
+LEVEL = "document.getElementById('level-value').textContent"
+BADGE = "document.getElementById('conn').textContent"
+FRAMES = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
+
+
+@pytest.fixture
+def chromium() -> str:
+    if CHROMIUM is None:
+        pytest.skip("no chromium: install Debian's `chromium` package (`.ci/run` does)")
+    return CHROMIUM
+
+
+def cli_env(db_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PEEBOT_DATABASE_URL=db_url, PYTHONUNBUFFERED="1")
+    return env
+
+
+class Server:
+    """`peebot dashboard` as a process, as `peebot up` runs it."""
+
+    def __init__(self, db_url: str, log: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.db_url = db_url
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "peebot.cli", "dashboard", "--port", str(self.port)],
+            env=cli_env(self.db_url),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_until(
+            lambda: port_accepts("127.0.0.1", self.port),
+            timeout=60,
+            message=lambda: f"the dashboard to listen ({self.log.read_text()[-500:]})",
+            alive=self.proc,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+
+@pytest.fixture
+def seeded(db_url: str) -> Iterator[str]:
+    end = datetime.now(UTC).replace(microsecond=0)
+    events = demo_history(db_url, end)
+    ids = store_events(
+        db_url,
+        end - timedelta(hours=7),
+        end + timedelta(minutes=1),
+        events,
+        "urine_tank",
+        ("dry_run", "x"),
+    )
+    for key in sorted(ids, key=ids.__getitem__)[:3]:
+        mark_posted(db_url, ids[key], "dry_run", f"line-{ids[key]}")
+        mark_posted(db_url, ids[key], "x", str(1860000000000000000 + ids[key]))
+    yield db_url
+
+
+def inject(db_url: str, value: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "peebot.cli", "inject", "NODE3000005", value],
+        env=cli_env(db_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_page_shows_the_level_and_follows_an_inject(
+    chromium: str, seeded: str, tmp_path: Path
+) -> None:
+    server = Server(seeded, tmp_path / "dashboard.log").start()
+
+    async def scenario() -> None:
+        async with Chromium(chromium) as browser:
+            page = await browser.open(server.url, 1280, 900)
+            before = await page.wait_for(f"{LEVEL} !== '–' && {LEVEL}", DEADLINE, "the level")
+            await page.wait_for(f"{BADGE} === 'live'", DEADLINE, "the live badge")
+            rows = await page.evaluate(
+                "document.querySelectorAll('#events tbody tr[data-event-id]').length"
+            )
+            assert rows == 6
+            links = await page.evaluate(
+                "[...document.querySelectorAll('#events a')].map(a => a.href)"
+            )
+            assert len(links) == 3 and all(
+                link.startswith("https://x.com/i/web/status/") for link in links
+            )
+            assert await page.evaluate("document.getElementById('signal').textContent") == "AOS"
+            new = "73" if before != "73" else "74"
+            await asyncio.to_thread(inject, seeded, new)
+            await page.wait_for(f"{LEVEL} === '{new}'", DEADLINE, f"the injected level {new}")
+            # the live chart ends on it too (uPlot data: [times, tank, upa])
+            assert await page.evaluate("charts.live.data[1].at(-1)") == int(new)
+            await page.evaluate(FRAMES)
+            assert page.exceptions == []
+            shot = os.environ.get("PEEBOT_DASHBOARD_SCREENSHOT")
+            await page.screenshot(Path(shot) if shot else tmp_path / "dashboard.png")
+            # a phone: one column, nothing wider than the screen
+            phone = await browser.open(server.url, 390, 844, mobile=True)
+            await phone.wait_for(f"{LEVEL} === '{new}'", DEADLINE, "the level on a phone")
+            width = await phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"the page is {width} px wide on a 390 px screen"
+            await phone.screenshot(tmp_path / "dashboard-phone.png")
+            assert phone.exceptions == []
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+
+
+def test_the_page_says_it_reconnects_and_catches_up_after_a_restart(
+    chromium: str, seeded: str, tmp_path: Path
+) -> None:
+    server = Server(seeded, tmp_path / "dashboard.log").start()
+
+    async def scenario() -> None:
+        async with Chromium(chromium) as browser:
+            page = await browser.open(server.url, 1280, 900)
+            await page.wait_for(f"{BADGE} === 'live'", DEADLINE, "the live badge")
+            await asyncio.to_thread(server.stop)
+            await page.wait_for(
+                f"{BADGE}.includes('reconnecting')", DEADLINE, "the reconnect notice"
+            )
+            await asyncio.to_thread(inject, seeded, "88")  # committed while the server is down
+            await asyncio.to_thread(server.start)
+            # back-off is at most 30 s; the reconnect brings the current state
+            await page.wait_for(f"{BADGE} === 'live' && {LEVEL} === '88'", 60, "live again with 88")
+            assert page.exceptions == []
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
