@@ -8,6 +8,8 @@ docs/notifications.md:
     peebot_events  {"v": 1, "processor": "urine_tank", "changed": [ids], "removed": [ids],
                     "truncated": false}
     peebot_posts   {"v": 1, "post_id": 5, "event_id": 12, "backend": "x", "status": "posted"}
+
+(`peebot_posts` is built by SQL from the row itself, so it says what the row really holds.)
 """
 
 from __future__ import annotations
@@ -37,14 +39,18 @@ def events_payload(processor: str, changed: Sequence[int], removed: Sequence[int
     )
 
 
-def post_payload(post_id: int, event_id: int, backend: str, status: str) -> str:
-    """Pure: the `peebot_posts` JSON for one outbox row's new state."""
-    return json.dumps(
-        {"v": 1, "post_id": post_id, "event_id": event_id, "backend": backend, "status": status},
-        separators=(",", ":"),
-    )
-
-
 def notify(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], channel: str, payload: str) -> None:
     """Queue a notification in the current transaction (sent at its COMMIT)."""
     conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+def notify_post(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], post_id: int) -> None:
+    """`peebot_posts` with the outbox row's state as this transaction leaves it."""
+    conn.execute(
+        """
+        SELECT pg_notify(%s, json_build_object('v', 1, 'post_id', id, 'event_id', event_id,
+                                               'backend', backend, 'status', status)::text)
+          FROM social_post WHERE id = %s
+        """,
+        (POSTS_CHANNEL, post_id),
+    )

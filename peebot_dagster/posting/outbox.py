@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from peebot_dagster.notify import notify_post
 from peebot_dagster.posting import backends as bk
 from peebot_dagster.posting import policy as pol
 from peebot_dagster.posting.render import EventView, RenderError, render
@@ -263,6 +264,8 @@ def mark_sending(conn: psycopg.Connection[Any], post_id: int, now: datetime) -> 
             (now, now, post_id),
         )
         ok = cur.rowcount == 1
+        if ok:
+            notify_post(cur, post_id)
     conn.commit()
     return ok
 
@@ -306,6 +309,7 @@ def mark_posted(
                     "UPDATE detected_event SET posted_at = coalesce(posted_at, %s) WHERE id = %s",
                     (now, event_id),
                 )
+        notify_post(cur, post_id)
     conn.commit()
 
 
@@ -328,6 +332,7 @@ def mark_failed(
             """,
             (kind, error[:2000], not_before, now, post_id),
         )
+        notify_post(cur, post_id)
     conn.commit()
 
 
@@ -344,6 +349,8 @@ def mark_skipped(
             (reason, now, post_id),
         )
         ok = cur.rowcount == 1
+        if ok:
+            notify_post(cur, post_id)
     conn.commit()
     return ok
 
@@ -387,6 +394,7 @@ def operator_retry(conn: psycopg.Connection[Any], post_id: int, now: datetime) -
             """,
             (now, post_id),
         )
+        notify_post(cur, post_id)
     conn.commit()
     return str(status)
 

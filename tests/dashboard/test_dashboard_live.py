@@ -130,6 +130,15 @@ def test_an_event_stored_then_retracted_or_deleted_reaches_the_client(db_url: st
             assert ids_of(msg)[b]["delta"] == 3.0 and ids_of(msg)[b]["volume_ml"] == 240
             assert msg["today"]["uses"] == 2
             await asyncio.to_thread(mark_posted, db_url, a, "x", "1860000000000000001")
+            # the posting job's state changes are pushed too (sending, then posted)
+            await client.next(
+                lambda m: m["type"] == "events"
+                and any(
+                    p["backend"] == "x" and p["status"] == "posted"
+                    for p in ids_of(m).get(a, {}).get("posts", [])
+                ),
+                "the post's new state",
+            )
             # the window re-run finds neither: the posted one is retracted, the other deleted
             await asyncio.to_thread(store_events, db_url, *window, [])
             msg = await client.next(

@@ -84,7 +84,7 @@ def test_what_the_event_store_and_posting_send_the_dashboard_reads() -> None:
     assert note == contract.EventsNote(frozenset({1, 3}), frozenset({2}), False)
     big = dagster_notify.events_payload("urine_tank", list(range(2000)), [])
     assert len(big.encode()) < 8000 and contract.parse_events(big).truncated
-    post = contract.parse_posts(dagster_notify.post_payload(5, 12, "x", "posted"))
+    post = contract.parse_posts('{"v":1,"post_id":5,"event_id":12,"backend":"x","status":"posted"}')
     assert post == contract.PostsNote(5, 12, "posted")
 
 
