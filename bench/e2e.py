@@ -88,6 +88,8 @@ def main() -> None:
         "11",
         "--port",
         str(port),
+        "--dashboard-port",
+        str(free_port()),
     ]
     print(f"scenario: {n_uses} uses every {args.every:g} min; PEEBOT_HOME={home}", flush=True)
     started = time.monotonic()

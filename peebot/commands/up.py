@@ -91,6 +91,7 @@ class UpOptions:
     host: str
     sim_port: int
     no_dagster: bool
+    dashboard_port: int
 
 
 # Without --scenario, the offline demo schedules a few uses so that events (and dry-run
@@ -123,6 +124,13 @@ DEMO_SCENARIO = "use@+40s,use@+3m,use@+7m"
 @click.option("--host", default="127.0.0.1", show_default=True, help="Dagster UI host.")
 @click.option("--sim-port", type=int, default=0, help="Simulator port (default: a free one).")
 @click.option("--no-dagster", is_flag=True, help="Only database, feed and ingest.")
+@click.option(
+    "--dashboard-port",
+    type=int,
+    default=8000,
+    show_default=True,
+    help="Live dashboard port (on --host; 0: no dashboard).",
+)
 def up(**options: Any) -> None:
     """Run the whole stack: database, feed, ingest, Dagster. Ctrl-C stops all of it."""
     sup = Supervisor()
@@ -153,6 +161,11 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     if not opts.no_dagster and not port_is_free(opts.host, opts.port):
         raise StartupError(
             f"port {opts.port} on {opts.host} is in use (Dagster UI); choose another with --port"
+        )
+    if opts.dashboard_port and not port_is_free(opts.host, opts.dashboard_port):
+        raise StartupError(
+            f"port {opts.dashboard_port} on {opts.host} is in use (dashboard); "
+            "choose another with --dashboard-port"
         )
     if opts.simulate and opts.sim_port and not port_is_free("127.0.0.1", opts.sim_port):
         raise StartupError(
@@ -217,6 +230,25 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     ingest_argv = [*peebot, "ingest", "--feed-url", feed_url]
     sup.start(Child("ingest", ingest_argv, env, stop_timeout=30))
 
+    if opts.dashboard_port:
+        dashboard_argv = [
+            *peebot,
+            "dashboard",
+            "--host",
+            opts.host,
+            "--port",
+            str(opts.dashboard_port),
+        ]
+        sup.start(
+            Child(
+                "dashboard",
+                dashboard_argv,
+                env,
+                ready=lambda: port_accepts(opts.host, opts.dashboard_port),
+                ready_timeout=60,
+            )
+        )
+
     if not opts.no_dagster:
         dagster_home = prepare_dagster_home(home)
         env["DAGSTER_HOME"] = str(dagster_home)
@@ -244,6 +276,8 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     lines = []
     if not opts.no_dagster:
         lines.append(f"Dagster UI   http://{opts.host}:{opts.port}")
+    if opts.dashboard_port:
+        lines.append(f"dashboard    http://{opts.host}:{opts.dashboard_port}")
     lines += [
         f"feed         {feed_url}"
         + (f" (simulated, speed x{opts.speed:g})" if opts.simulate else ""),

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,7 +93,7 @@ query($id: String!) {
 def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
     home = tmp_path / "home"
     log = tmp_path / "up.log"
-    port = free_port()
+    port, dashboard_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEEBOT_", "DAGSTER_"))}
     env.update(
         PEEBOT_HOME=str(home),
@@ -116,6 +117,8 @@ def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
         "5",
         "--port",
         str(port),
+        "--dashboard-port",
+        str(dashboard_port),
     ]
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -215,6 +218,25 @@ def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
             assert conn.execute(
                 "SELECT count(*) FROM social_post WHERE status = 'posted' AND backend = 'dry_run'"
             ).fetchone() == (3,)
+
+        # --- the live dashboard shows them, posted: pushed to it by NOTIFY, not polled
+        assert f"dashboard    http://127.0.0.1:{dashboard_port}" in log.read_text()
+
+        def dashboard_posted_uses() -> Any:
+            api = f"http://127.0.0.1:{dashboard_port}/api/state"
+            with urllib.request.urlopen(api, timeout=10) as r:
+                state = json.load(r)
+            posted = [
+                e
+                for e in state["events"]
+                if e["type"] == "urination"
+                and any(p["backend"] == "dry_run" and p["status"] == "posted" for p in e["posts"])
+            ]
+            return len(posted) == 3 and state
+
+        state = wait_for("the dashboard's three posted uses", dashboard_posted_uses, 60, log)
+        assert state["watermark"] is not None and state["now"]["NODE3000005"] is not None
+        assert state["today"]["uses"] >= 3
 
         def backfill_status() -> str | None:
             result = graphql(client, BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]

@@ -37,7 +37,9 @@ def test_port_in_use_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", port))
         busy.listen()
-        proc = _up(tmp_path, "--simulate", "--port", str(port))
+        proc = _up(
+            tmp_path, "--simulate", "--port", str(port), "--dashboard-port", str(free_port())
+        )
     assert proc.returncode != 0
     assert f"port {port}" in _one_line(proc) and "in use" in proc.stderr
     assert not (tmp_path / "home" / "pgdata").exists()  # checked before anything started
@@ -48,6 +50,8 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
         tmp_path,
         "--simulate",
         "--port",
+        str(free_port()),
+        "--dashboard-port",
         str(free_port()),
         PEEBOT_DATABASE_URL="postgresql://peebot@127.0.0.1:1/peebot",
     )
@@ -67,7 +71,16 @@ def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(tmp_path:
     log = tmp_path / "up.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "peebot.cli", "up", "--simulate", "--no-dagster"],
+            [
+                sys.executable,
+                "-m",
+                "peebot.cli",
+                "up",
+                "--simulate",
+                "--no-dagster",
+                "--dashboard-port",
+                str(free_port()),
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -101,11 +101,19 @@ def test_installed_wheel_runs_the_stack(tmp_path: Path) -> None:
     )
     assert str(venv) in origin, f"peebot imported from {origin.strip()}, not the wheel"
 
-    port = free_port()
+    port, dashboard_port = free_port(), free_port()
     log = tmp_path / "up.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(venv / "bin" / "peebot"), "up", "--simulate", "--port", str(port)],
+            [
+                str(venv / "bin" / "peebot"),
+                "up",
+                "--simulate",
+                "--port",
+                str(port),
+                "--dashboard-port",
+                str(dashboard_port),
+            ],
             cwd=work,
             env=env,
             stdout=out,
@@ -121,6 +129,12 @@ def test_installed_wheel_runs_the_stack(tmp_path: Path) -> None:
         )
         assert (home / "dagster" / "dagster.yaml").is_file()
         assert (home / "dagster" / "workspace.yaml").is_file()
+        # the dashboard's page and its vendored scripts are package data of the wheel
+        for path in ("/", "/static/app.js", "/static/vendor/uplot/uPlot.iife.min.js"):
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{dashboard_port}{path}", timeout=10
+            ) as r:
+                assert r.status == 200 and r.read(), path
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
         wait_until(
