@@ -26,6 +26,7 @@ class Client:
     ws: web.WebSocketResponse
     queue: asyncio.Queue[str]
     peer: str = "?"
+    transport: asyncio.BaseTransport | None = field(default=None, repr=False)
     sender: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -37,10 +38,16 @@ class FanOut:
         self.messages = 0  # messages published since start
         self._closing: set[asyncio.Task[None]] = set()
 
-    def join(self, ws: web.WebSocketResponse, first: str, peer: str = "?") -> Client:
+    def join(
+        self,
+        ws: web.WebSocketResponse,
+        first: str,
+        peer: str = "?",
+        transport: asyncio.BaseTransport | None = None,
+    ) -> Client:
         """Register a client with `first` (the current state) at the head of its queue.
         Synchronous, so no published message can fall between the state and the deltas."""
-        client = Client(ws, asyncio.Queue(self.queue_size), peer)
+        client = Client(ws, asyncio.Queue(self.queue_size), peer, transport)
         client.queue.put_nowait(first)
         client.sender = asyncio.create_task(self._send(client))
         self.clients.add(client)
@@ -94,9 +101,8 @@ class FanOut:
             pass
         finally:
             # a client that does not read cannot take a close frame either: cut it off
-            req = getattr(client.ws, "_req", None)
-            transport = getattr(req, "transport", None)
-            if transport is not None and not transport.is_closing():
+            transport = client.transport
+            if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
                 transport.abort()
 
     async def close_all(self) -> None:

@@ -148,6 +148,8 @@ class LiveDashboard:
                     text[-1] if text else exc,
                     delay,
                 )
+            except Exception:  # e.g. no schema yet: say why, keep trying, never go quiet
+                log.exception("live updates stopped; retrying in %.1f s", delay)
             if self._listen_conn is not None:
                 with contextlib.suppress(Exception):
                     await self._listen_conn.close()
@@ -237,6 +239,8 @@ class LiveDashboard:
             except q.DatabaseDown as exc:
                 # the listener sees the outage too and reloads everything when it is back
                 log.warning("query failed (%s); the next state load catches up", exc)
+            except Exception:
+                log.exception("could not apply %s; the next state load catches up", sorted(kinds))
             if "series" in kinds:
                 await asyncio.sleep(RELOAD_SPACING_S)
 

@@ -91,7 +91,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return error(503, "too many clients; try again later")
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_WS_MESSAGE)
     await ws.prepare(request)
-    client = live.fanout.join(ws, live.snapshot_text(), peer=str(request.remote))
+    client = live.fanout.join(
+        ws, live.snapshot_text(), peer=str(request.remote), transport=request.transport
+    )
     try:
         async for msg in ws:
             if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):

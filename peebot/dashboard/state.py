@@ -104,8 +104,6 @@ def toilet_in_use(events: list[dict[str, Any]], watermark: datetime | None) -> d
         ended = datetime.fromisoformat((event["end"] or event["start"]).replace("Z", "+00:00"))
         holding = "short_hold" in event["flags"]
         if holding or watermark - ended <= IN_USE_AFTER_END:
-            if ended - watermark > IN_USE_AFTER_END:
-                continue  # from the future of this feed (a replay): not now
             return {"active": True, "event_id": event["id"], "since": event["start"]}
         break
     return {"active": False, "event_id": None, "since": None}
