@@ -20,7 +20,7 @@ const TANK = "NODE3000005";
 const UPA = "NODE3000004";
 const S = {
   chart: { from: 0, hours: 6, series: { [TANK]: [], [UPA]: [] }, gaps: [] },
-  events: [], watermark: null, lastMessage: 0, daily: [], levels: [], seenEvents: new Set(),
+  events: [], watermark: null, lastReading: 0, connectedAt: 0, daily: [], levels: [], seenEvents: new Set(),
 };
 let socket = null;
 let retries = 0;
@@ -88,8 +88,11 @@ function renderFeed(feed) {
 function renderWatermark() {
   const w = parseTime(S.watermark);
   $("watermark").textContent = w ? `${hhmmss(w)} UTC` : "none yet";
-  const quiet = S.lastMessage ? Math.round((Date.now() - S.lastMessage) / 1000) : null;
-  $("quiet").textContent = quiet === null ? "" : quiet < 3 ? "· updating" : `· last update ${quiet} s ago`;
+  // "quiet" is measured from the last reading pushed (or from connecting, if none came)
+  const since = S.lastReading || S.connectedAt;
+  const quiet = since ? Math.round((Date.now() - since) / 1000) : null;
+  $("quiet").textContent = quiet === null ? "" : quiet < 3 && S.lastReading ? "· updating"
+    : S.lastReading ? `· no update for ${quiet} s` : quiet < 3 ? "" : `· no update for ${quiet}+ s`;
 }
 
 function renderInUse(inUse) {
@@ -373,13 +376,15 @@ function connect() {
   socket.onmessage = (ev) => {
     let m;
     try { m = JSON.parse(ev.data); } catch { return; }
-    S.lastMessage = Date.now();
-    if (m.type === "state") retries = 0;
+    if (m.type === "reading") S.lastReading = Date.now();
+    if (m.type === "state") { retries = 0; S.connectedAt = S.connectedAt || Date.now(); }
     const handle = handlers[m.type];
     if (handle) handle(m);
   };
   socket.onclose = (ev) => {
     socket = null;
+    S.connectedAt = 0;
+    S.lastReading = 0;
     // back-off 1, 2, 4 ... 30 s with jitter; a server that dropped us as too slow: soon
     const base = ev.code === 1013 ? 1 : Math.min(30, 2 ** retries);
     const wait = base * (0.75 + Math.random() * 0.5);
