@@ -1,7 +1,8 @@
 """What the `peebot` command line reads from the environment and `.env`, typed and loaded once.
 
 The packages below the CLI each have their own `settings.py`; this one holds what the
-composition root itself needs (where PeeBot and Dagster keep their files, Dagster's storage).
+composition root itself needs (where PeeBot and Dagster keep their files, Dagster's storage,
+the live dashboard's address, token and bounds).
 Tests that change the environment call `get_settings.cache_clear()`.
 """
 
@@ -42,6 +43,43 @@ class Settings(BaseSettings):
         description="PEEBOT_DAGSTER_STORAGE_URL: SQLAlchemy URL of Dagster's instance storage "
         "(psycopg2 driver named); unset: database `peebot_dagster` on the application "
         "database's server.",
+    )
+
+    # -- the live dashboard (`peebot dashboard`) --
+    dashboard_host: str = Field(
+        default="127.0.0.1",
+        description="PEEBOT_DASHBOARD_HOST: address the dashboard binds; behind a reverse "
+        "proxy keep 127.0.0.1.",
+    )
+    dashboard_port: int = Field(
+        default=8000, ge=0, le=65535, description="PEEBOT_DASHBOARD_PORT: its port."
+    )
+    dashboard_token: str = Field(
+        default="",
+        description="PEEBOT_DASHBOARD_TOKEN: bearer token that turns on POST /api/inject; "
+        "empty: the endpoint is off.",
+    )
+    dashboard_client_queue: int = Field(
+        default=256,
+        ge=1,
+        description="PEEBOT_DASHBOARD_CLIENT_QUEUE: messages waiting for one WebSocket client; "
+        "a client that falls this far behind is dropped (it reconnects to the current state).",
+    )
+    dashboard_max_clients: int = Field(
+        default=2000,
+        ge=1,
+        description="PEEBOT_DASHBOARD_MAX_CLIENTS: WebSocket clients at once; more get 503.",
+    )
+    dashboard_history_hours: float = Field(
+        default=6.0,
+        gt=0,
+        le=48,
+        description="PEEBOT_DASHBOARD_HISTORY_HOURS: hours of tank level on the live chart.",
+    )
+    mastodon_base_url: str = Field(
+        default="",
+        description="PEEBOT_MASTODON_BASE_URL: the posting backend's Mastodon server; the "
+        "dashboard links to posts there.",
     )
 
     @field_validator("dagster_home", "dagster_storage_url", mode="before")

@@ -21,7 +21,7 @@ def dashboard(host: str | None, port: int | None) -> None:
     127.0.0.1 by default: put a reverse proxy in front to publish it (see the README)."""
     from peebot.commands.ingest import prepare_database
     from peebot.dashboard.server import serve
-    from peebot.dashboard.settings import get_settings
+    from peebot.settings import get_settings
 
     settings = get_settings()
     logging.basicConfig(

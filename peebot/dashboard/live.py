@@ -37,8 +37,8 @@ from peebot.dashboard.notifications import (
     parse_posts,
     parse_readings,
 )
-from peebot.dashboard.settings import Settings
 from peebot.dashboard.state import CHART_ITEMS, LATEST_EVENTS, LiveState, Series
+from peebot.settings import Settings
 
 log = logging.getLogger("peebot.dashboard")
 

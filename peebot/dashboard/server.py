@@ -26,7 +26,7 @@ from aiohttp import WSMsgType, web
 from peebot.dashboard import params
 from peebot.dashboard import queries as q
 from peebot.dashboard.live import LiveDashboard, dumps
-from peebot.dashboard.settings import Settings, get_settings
+from peebot.settings import Settings, get_settings
 
 log = logging.getLogger("peebot.dashboard")
 

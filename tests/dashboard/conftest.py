@@ -5,26 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from peebot.dashboard.live import LiveDashboard
 from peebot.dashboard.server import LIVE, create_app
-from peebot.dashboard.settings import Settings, get_settings
+from peebot.settings import Settings
 from peebot.supervisor import free_port
 
 DEADLINE = 30.0  # seconds: generous, the machine is shared
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings() -> Iterator[None]:
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 class Dashboard:

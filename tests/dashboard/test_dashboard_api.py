@@ -14,7 +14,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from peebot.dashboard.settings import Settings
+from peebot.settings import Settings
 from tests.dashboard.conftest import DEADLINE, Client, Dashboard, of_type
 from tests.dashboard.seeding import TANK, demo_history, store_events, write_readings
 

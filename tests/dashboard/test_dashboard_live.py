@@ -132,10 +132,12 @@ def test_an_event_stored_then_retracted_or_deleted_reaches_the_client(db_url: st
             await asyncio.to_thread(mark_posted, db_url, a, "x", "1860000000000000001")
             # the posting job's state changes are pushed too (sending, then posted)
             await client.next(
-                lambda m: m["type"] == "events"
-                and any(
-                    p["backend"] == "x" and p["status"] == "posted"
-                    for p in ids_of(m).get(a, {}).get("posts", [])
+                lambda m: (
+                    m["type"] == "events"
+                    and any(
+                        p["backend"] == "x" and p["status"] == "posted"
+                        for p in ids_of(m).get(a, {}).get("posts", [])
+                    )
                 ),
                 "the post's new state",
             )
