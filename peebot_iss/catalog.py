@@ -14,6 +14,19 @@ YEAR_ITEM = "TIME_000002"
 URINE_TANK = "NODE3000005"
 UPA_STATE = "NODE3000004"
 
+# The fields of every item, in the order a client subscribes to them.
+FIELDS: tuple[str, ...] = (
+    "TimeStamp",
+    "Value",
+    "Status.Class",
+    "Status.Indicator",
+    "Status.Color",
+    "CalibratedData",
+)
+# `Status.Class` of TIME_000001 while the station has signal (acquisition of signal, AOS);
+# any other class is loss of signal (docs/ARCHITECTURE.md, "Ingest").
+AOS_CLASS = 24
+
 _ENUM_PAIR = re.compile(r"^\s*(-?\d+)\s*=\s*(.*?)\s*$")
 
 

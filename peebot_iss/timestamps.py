@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+from peebot_iss.utc import as_utc
+
 # A TimeStamp this far below the previous one means the day-of-year counter wrapped.
 ROLLOVER_HOURS = 24.0 * 300
 
@@ -42,8 +44,8 @@ def decode_timestamp(raw: str | float, year: int) -> datetime:
 
 
 def encode_timestamp(when: datetime) -> float:
-    """The ISS TimeStamp (hours) of a UTC time."""
-    when = when.astimezone(UTC)
+    """The ISS TimeStamp (hours) of a UTC time (naive: UTC, see `utc.as_utc`)."""
+    when = as_utc(when)
     start = datetime(when.year, 1, 1, tzinfo=UTC)
     return 24.0 + (when - start).total_seconds() / 3600.0
 
@@ -57,7 +59,7 @@ def infer_year(hours: float, reference: datetime) -> int:
     """The year a TimeStamp belongs to, given a nearby reference time (the clock or the last
     decoded reading). Handles New Year: 31 Dec readings seen just after midnight belong to the
     old year, and 1 Jan readings seen just before it to the new one."""
-    reference = reference.astimezone(UTC)
+    reference = as_utc(reference)
     ref_hours = encode_timestamp(reference)
     year = reference.year
     if hours - ref_hours > ROLLOVER_HOURS:
