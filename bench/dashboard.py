@@ -50,8 +50,10 @@ sys.path.insert(0, str(REPO))
 
 from peebot.supervisor import free_port, port_accepts  # noqa: E402
 from peebot_ingest import db as database  # noqa: E402
-from peebot_ingest.validate import Reading, Validator  # noqa: E402
-from peebot_ingest.writer import Batch, DatabaseSink  # noqa: E402
+from peebot_ingest.batch import Batch  # noqa: E402
+from peebot_ingest.records import ValidatedReading  # noqa: E402
+from peebot_ingest.sink import DatabaseSink  # noqa: E402
+from peebot_ingest.validate import Validator  # noqa: E402
 
 TANK, UPA = "NODE3000005", "NODE3000004"
 WATERMARK_KEY = '"watermark":"'
@@ -160,7 +162,7 @@ class Committer(threading.Thread):
                 batch = Batch()
                 for item, value in readings:
                     r = validator.reading(item, ts, str(value), None, received_at=time.time())
-                    assert isinstance(r, Reading)
+                    assert isinstance(r, ValidatedReading)
                     batch.add(r)
                 sink.write(batch)
                 self.commits[round(ts.timestamp(), 6)] = time.time()

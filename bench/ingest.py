@@ -53,9 +53,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from peebot_ingest import db as database  # noqa: E402
+from peebot_ingest.buffered_writer import BufferedWriter, WriterConfig  # noqa: E402
 from peebot_ingest.journal import Journal  # noqa: E402
-from peebot_ingest.validate import Validator, YearTracker  # noqa: E402
-from peebot_ingest.writer import BufferedWriter, DatabaseSink, WriterConfig  # noqa: E402
+from peebot_ingest.sink import DatabaseSink  # noqa: E402
+from peebot_ingest.validate import Validator  # noqa: E402
+from peebot_ingest.years import YearTracker  # noqa: E402
 from peebot_iss.catalog import load_catalog  # noqa: E402
 from peebot_iss.timestamps import format_timestamp  # noqa: E402
 from tests.support.tlcp_harness import free_port, run_server_subprocess  # noqa: E402

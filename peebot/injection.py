@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from peebot_ingest.validate import Reading, Validator
-from peebot_ingest.writer import Batch, DatabaseSink
+from peebot_ingest.batch import Batch
+from peebot_ingest.records import ValidatedReading
+from peebot_ingest.sink import DatabaseSink
+from peebot_ingest.validate import Validator
 
 
 class InjectRejected(ValueError):
@@ -46,12 +48,12 @@ def inject_reading(
     )
     sink = DatabaseSink(url, source="inject")
     try:
-        if isinstance(result, Reading):
+        if isinstance(result, ValidatedReading):
             written = sink.write(Batch(readings=[result])).written
         else:
             sink.write(Batch(rejections=[result]))
     finally:
         sink.close()
-    if not isinstance(result, Reading):
+    if not isinstance(result, ValidatedReading):
         raise InjectRejected(result.reason)
     return Injected(bool(written), item, result.value, result.ts, str(result.event_uuid))

@@ -1,32 +1,24 @@
 """`peebot ingest`: the ISS Live ingest daemon.
 
 Threads: the Lightstreamer client calls its listeners on its own thread; they only put the
-update (or the status change) on a bounded queue. One writer thread does the rest: validate,
-enrich, track the signal, batch, write (`writer.BufferedWriter`). The main thread waits for
-SIGTERM / Ctrl-C, then disconnects, lets the writer drain the queue and flush, and exits.
+update (or the status change) on a bounded queue (`feed_source`). One writer thread does the
+rest: validate, enrich, track the signal, batch, write (`buffered_writer.BufferedWriter`).
+The main thread waits for SIGTERM / Ctrl-C, then disconnects, lets the writer drain the
+queue and flush, and exits.
 
 The daemon does not die when the database or the feed goes away: the writer buffers (memory,
 then the journal) and retries; the client reconnects by itself (and is told to reconnect if
 it ever gives up). Each outage is logged once when it starts and once when it ends.
 
-Configuration (environment, `PEEBOT_` prefix; see `DaemonConfig.from_env`):
-PEEBOT_FEED_URL, PEEBOT_FEED_ADAPTER_SET, PEEBOT_FEED_TRANSPORT, PEEBOT_FEED_FAST_RECONNECT,
-PEEBOT_CLOCK_CHECK, PEEBOT_STALE_AFTER_SECONDS, PEEBOT_STALE_LAG_SECONDS,
-PEEBOT_INGEST_BATCH_ROWS, PEEBOT_INGEST_BATCH_SECONDS, PEEBOT_INGEST_MEMORY_ROWS,
-PEEBOT_INGEST_QUEUE_SIZE, PEEBOT_JOURNAL_DIR, PEEBOT_SUMMARY_SECONDS, PEEBOT_LOG_FORMAT,
-PEEBOT_FEED_RECONNECT_SECONDS (how long to wait before reconnecting after a terminal server
-error, e.g. a wrong adapter set: the client itself gives up on those).
+Configuration: `DaemonConfig`, from the settings (`settings.Settings`, `PEEBOT_*`) with the
+command line's overrides.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import logging
-import os
 import queue
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,52 +28,25 @@ from typing import Any
 
 import structlog
 
+from peebot_ingest.batch import Batch, BatchResult
+from peebot_ingest.buffered_writer import BufferedWriter, WriterConfig
 from peebot_ingest.db import DatabaseError, peebot_home
+from peebot_ingest.feed_source import FeedSource
 from peebot_ingest.feedstate import FeedState, SignalConfig
 from peebot_ingest.journal import Journal
-from peebot_ingest.validate import FIELDS, Reading, Rejection, Validator
-from peebot_ingest.writer import (
-    Batch,
-    BatchResult,
-    BufferedWriter,
-    DatabaseSink,
-    DatabaseUnavailable,
-    WriterConfig,
-)
+from peebot_ingest.latency import LatencyHistogram
+from peebot_ingest.records import FeedTransition, Rejection, ValidatedReading
+from peebot_ingest.settings import Settings, get_settings
+from peebot_ingest.sink import DatabaseSink, DatabaseUnavailable
+from peebot_ingest.validate import Validator
 from peebot_iss.catalog import TIME_ITEM, YEAR_ITEM, load_catalog
-
-DEFAULT_FEED_URL = "https://push.lightstreamer.com"
-DEFAULT_ADAPTER_SET = "ISSLIVE"
-
-log = logging.getLogger("peebot.ingest")
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be on or off, not {raw!r}")
-
-
-def _env_num(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from None
 
 
 @dataclass
 class DaemonConfig:
     database_url: str
-    feed_url: str = DEFAULT_FEED_URL
-    adapter_set: str = DEFAULT_ADAPTER_SET
+    feed_url: str = "https://push.lightstreamer.com"
+    adapter_set: str = "ISSLIVE"
     transport: str | None = None
     fast_reconnect: bool = False
     clock_check: bool = True
@@ -93,187 +58,39 @@ class DaemonConfig:
     reconnect_seconds: float = 10.0
 
     @classmethod
-    def from_env(cls, database_url: str, **overrides: Any) -> DaemonConfig:
-        clock_check = _env_bool("PEEBOT_CLOCK_CHECK", True)
-        writer = WriterConfig(
-            batch_rows=int(_env_num("PEEBOT_INGEST_BATCH_ROWS", WriterConfig.batch_rows)),
-            batch_seconds=_env_num("PEEBOT_INGEST_BATCH_SECONDS", 0.2),
-            memory_rows=int(_env_num("PEEBOT_INGEST_MEMORY_ROWS", 50_000)),
-        )
-        sig = SignalConfig(
-            stale_after_seconds=_env_num("PEEBOT_STALE_AFTER_SECONDS", 10.0),
-            max_lag_seconds=_env_num("PEEBOT_STALE_LAG_SECONDS", 5.0),
-            clock_check=clock_check,
-        )
-        journal = os.environ.get("PEEBOT_JOURNAL_DIR", "").strip()
+    def from_settings(
+        cls, database_url: str, settings: Settings | None = None, **overrides: Any
+    ) -> DaemonConfig:
+        """The configuration the settings give, with `overrides` (command-line options;
+        None: not given) on top."""
+        s = settings or get_settings()
         config = cls(
             database_url=database_url,
-            feed_url=os.environ.get("PEEBOT_FEED_URL", "").strip() or DEFAULT_FEED_URL,
-            adapter_set=os.environ.get("PEEBOT_FEED_ADAPTER_SET", "").strip()
-            or DEFAULT_ADAPTER_SET,
-            transport=os.environ.get("PEEBOT_FEED_TRANSPORT", "").strip() or None,
-            fast_reconnect=_env_bool("PEEBOT_FEED_FAST_RECONNECT", False),
-            clock_check=clock_check,
-            queue_size=int(_env_num("PEEBOT_INGEST_QUEUE_SIZE", 50_000)),
-            journal_dir=Path(journal) if journal else peebot_home() / "journal",
-            summary_seconds=_env_num("PEEBOT_SUMMARY_SECONDS", 60.0),
-            reconnect_seconds=_env_num("PEEBOT_FEED_RECONNECT_SECONDS", 10.0),
-            writer=writer,
-            signal=sig,
+            feed_url=s.feed_url,
+            adapter_set=s.feed_adapter_set,
+            transport=s.feed_transport,
+            fast_reconnect=s.feed_fast_reconnect,
+            clock_check=s.clock_check,
+            queue_size=s.ingest_queue_size,
+            journal_dir=s.journal_dir or peebot_home() / "journal",
+            summary_seconds=s.summary_seconds,
+            reconnect_seconds=s.feed_reconnect_seconds,
+            writer=WriterConfig(
+                batch_rows=s.ingest_batch_rows,
+                batch_seconds=s.ingest_batch_seconds,
+                memory_rows=s.ingest_memory_rows,
+            ),
+            signal=SignalConfig(
+                stale_after_seconds=s.stale_after_seconds,
+                max_lag_seconds=s.stale_lag_seconds,
+                clock_check=s.clock_check,
+            ),
         )
         for key, value in overrides.items():
             if value is not None:
                 setattr(config, key, value)
         config.signal.clock_check = config.clock_check
         return config
-
-
-# --------------------------------------------------------------------------- logging
-
-
-def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
-    """Structured one-line logs on stderr: key=value (default) or JSON (PEEBOT_LOG_FORMAT)."""
-    fmt = (fmt or os.environ.get("PEEBOT_LOG_FORMAT", "kv")).strip().lower()
-    level_name = (level or os.environ.get("PEEBOT_LOG_LEVEL", "INFO")).upper()
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.processors.KeyValueRenderer(key_order=["ts", "level", "event"])
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-        foreign_pre_chain=[
-            structlog.stdlib.add_log_level,
-            structlog.stdlib.add_logger_name,
-            structlog.processors.TimeStamper(fmt="iso", key="ts"),
-        ],
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level_name, logging.INFO))
-    structlog.configure(
-        processors=[
-            structlog.stdlib.add_log_level,
-            structlog.stdlib.add_logger_name,
-            structlog.processors.TimeStamper(fmt="iso", key="ts"),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
-    )
-
-
-# --------------------------------------------------------------------------- latency
-
-
-class LatencyHistogram:
-    """Receipt-to-commit latency, 1 ms buckets up to 60 s (exact enough, O(1) per reading)."""
-
-    def __init__(self, max_seconds: float = 60.0) -> None:
-        self.buckets = [0] * (int(max_seconds * 1000) + 1)
-        self.count = 0
-        self.max = 0.0
-
-    def add(self, seconds: float) -> None:
-        i = int(seconds * 1000)
-        if i < 0:
-            i = 0
-        elif i >= len(self.buckets):
-            i = len(self.buckets) - 1
-        self.buckets[i] += 1
-        self.count += 1
-        if seconds > self.max:
-            self.max = seconds
-
-    def quantile(self, q: float) -> float | None:
-        if not self.count:
-            return None
-        target = q * self.count
-        running = 0
-        cumulative = []
-        for n in self.buckets:
-            running += n
-            cumulative.append(running)
-        i = bisect.bisect_left(cumulative, target)
-        return (i + 0.5) / 1000.0
-
-
-# --------------------------------------------------------------------------- the feed source
-
-
-class FeedSource:
-    """The Lightstreamer client with one MERGE subscription; listeners only enqueue."""
-
-    def __init__(self, config: DaemonConfig, items: list[str], out: queue.Queue[Any]) -> None:
-        from lightstreamer.client import (
-            ClientListener,
-            LightstreamerClient,
-            Subscription,
-            SubscriptionListener,
-        )
-
-        self.items = items
-        self.out = out
-        self.received = 0
-        self.status = "DISCONNECTED"
-        client = LightstreamerClient(config.feed_url, config.adapter_set)
-        opts = client.connectionOptions
-        if config.fast_reconnect:
-            opts.setKeepaliveInterval(1000)
-            opts.setStalledTimeout(500)
-            opts.setReconnectTimeout(1000)
-            opts.setRetryDelay(1000)
-            opts.setFirstRetryMaxDelay(100)
-            opts.setSessionRecoveryTimeout(0)
-        if config.transport:
-            opts.setForcedTransport(config.transport)
-        source = self
-
-        class _Updates(SubscriptionListener):  # type: ignore[misc]
-            def onItemUpdate(self, update: Any) -> None:
-                source.received += 1
-                out.put(
-                    (
-                        "u",
-                        update.getItemName(),
-                        update.getFields(),
-                        time.time(),
-                        update.isSnapshot(),
-                    )
-                )
-
-            def onSubscriptionError(self, code: int, message: str) -> None:
-                out.put(("e", f"subscription error {code}: {message}", time.time()))
-
-            def onItemLostUpdates(self, item: str, pos: int, lost: int) -> None:
-                out.put(("e", f"server reports {lost} lost updates for {item}", time.time()))
-
-        class _Status(ClientListener):  # type: ignore[misc]
-            def onStatusChange(self, status: str) -> None:
-                source.status = status
-                out.put(("s", status, time.time()))
-
-            def onServerError(self, code: int, message: str) -> None:
-                out.put(("e", f"server error {code}: {message}", time.time()))
-
-        sub = Subscription("MERGE", items, list(FIELDS))
-        sub.setRequestedSnapshot("yes")
-        sub.addListener(_Updates())
-        client.addListener(_Status())
-        client.subscribe(sub)
-        self.client = client
-        self.subscription = sub
-
-    def connect(self) -> None:
-        self.client.connect()
-
-    def disconnect(self) -> None:
-        self.client.disconnect()
-
-
-# --------------------------------------------------------------------------- the daemon
 
 
 class IngestDaemon:
@@ -307,14 +124,10 @@ class IngestDaemon:
         """Active channels from the database (the catalogue if it is away) + the time items."""
         items: list[str] = []
         try:
-            conn = self.sink._open()
-            items = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT item_id FROM telemetry_channel WHERE is_active ORDER BY id"
-                )
-            ]
-            conn.commit()
+            rows = self.sink.query(
+                "SELECT item_id FROM telemetry_channel WHERE is_active ORDER BY id"
+            )
+            items = [row[0] for row in rows]
         except (DatabaseUnavailable, DatabaseError) as exc:
             self.log.warning(
                 "database unavailable at start; subscribing to the catalogue", reason=str(exc)
@@ -332,7 +145,14 @@ class IngestDaemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
         items = self.subscription_items()
-        self.feed = FeedSource(self.config, items, self.queue)
+        self.feed = FeedSource(
+            self.config.feed_url,
+            self.config.adapter_set,
+            items,
+            self.queue,
+            fast_reconnect=self.config.fast_reconnect,
+            transport=self.config.transport,
+        )
         writer_thread = threading.Thread(target=self._writer_loop, name="ingest-writer")
         writer_thread.start()
         self.log.info(
@@ -454,9 +274,9 @@ class IngestDaemon:
             self._validated(item, fields, received_at, result)
 
     def _validated(
-        self, item: Any, fields: Any, received_at: float, result: Reading | Rejection
+        self, item: Any, fields: Any, received_at: float, result: ValidatedReading | Rejection
     ) -> None:
-        if isinstance(result, Reading):
+        if isinstance(result, ValidatedReading):
             self.validated += 1
             if item == TIME_ITEM:
                 for t in self.state.on_time_update(result.ts, result.status_class, received_at):
@@ -518,7 +338,7 @@ class IngestDaemon:
             if self._ever_connected and not self._stop.is_set():
                 self.log.warning("feed connection lost; the client keeps retrying", status=status)
 
-    def _log_signal(self, t: Any) -> None:
+    def _log_signal(self, t: FeedTransition) -> None:
         self.log.info("signal", state=t.state, was=t.detail.get("from"), why=t.detail.get("why"))
 
     def _committed(self, batch: Batch, result: BatchResult) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from peebot_ingest.settings import get_settings
 from peebot_iss.catalog import load_catalog
 
 DEFAULT_DB_NAME = "peebot"
@@ -48,7 +48,7 @@ class DatabaseError(RuntimeError):
 
 
 def peebot_home() -> Path:
-    return Path(os.environ.get("PEEBOT_HOME", ".peebot")).resolve()
+    return get_settings().home.resolve()
 
 
 def describe_url(url: str) -> str:
@@ -130,7 +130,7 @@ def ensure_database(admin_url: str, dbname: str) -> str:
 
 def resolve_database_url() -> str:
     """The application database URL: PEEBOT_DATABASE_URL, or the embedded server's."""
-    url = os.environ.get("PEEBOT_DATABASE_URL", "").strip()
+    url = get_settings().database_url
     if url:
         return url
     return ensure_database(start_embedded(), DEFAULT_DB_NAME)
@@ -237,9 +237,10 @@ def timescaledb_available(conn: psycopg.Connection[Any]) -> bool:
 
 
 def _render(text: str) -> str:
+    settings = get_settings()
     values = {
-        "retention_days": int(os.environ.get("PEEBOT_RETENTION_DAYS", "30")),
-        "compress_after_days": int(os.environ.get("PEEBOT_COMPRESS_AFTER_DAYS", "7")),
+        "retention_days": settings.retention_days,
+        "compress_after_days": settings.compress_after_days,
     }
     return re.sub(r"\{\{(\w+)\}\}", lambda m: str(values[m.group(1)]), text)
 
@@ -280,9 +281,7 @@ def migrate(
             _ensure_migrations_table(conn)
         mode = current_mode(conn)
         if mode is None:
-            setting = (
-                timescale if timescale is not None else os.environ.get("PEEBOT_TIMESCALEDB", "auto")
-            )
+            setting = timescale if timescale is not None else get_settings().timescaledb
             available = setting != "off" and timescaledb_available(conn)
             mode = decide_storage_mode(setting, available)
         result = MigrationResult(mode=mode)
@@ -406,11 +405,7 @@ class MaintenanceResult:
 def maintain(url: str, *, retention_days: int | None = None) -> MaintenanceResult:
     """Compression, retention and aggregate refresh on demand (the `peebot_maintain`
     procedure of sql/0003: TimescaleDB policy jobs, or plain deletes past retention)."""
-    days = (
-        retention_days
-        if retention_days is not None
-        else int(os.environ.get("PEEBOT_RETENTION_DAYS", "30"))
-    )
+    days = retention_days if retention_days is not None else get_settings().retention_days
     with connect(url, autocommit=True) as conn:
         out = scalar(conn, "CALL peebot_maintain(%s, NULL)", (days,))
     return MaintenanceResult(

@@ -1,8 +1,8 @@
 """Signal (AOS / LOS / STALE) and connection state of the feed, as transitions.
 
-DESIGN.md section 2: `TIME_000001` with `Status.Class == 24` is acquisition of signal (AOS),
-any other class is loss of signal (LOS). Status.Class alone is not reliable, so the feed is
-also STALE when
+`TIME_000001` with `Status.Class == 24` is acquisition of signal (AOS), any other class is
+loss of signal (LOS) (docs/ARCHITECTURE.md, "Ingest"). Status.Class alone is not reliable, so
+the feed is also STALE when
 
 * no `TIME_000001` update has arrived for `stale_after_seconds` of wall time
   (`PEEBOT_STALE_AFTER_SECONDS`, default 10), or
@@ -20,11 +20,11 @@ caller passes the wall time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from peebot_ingest.validate import AOS_CLASS
-from peebot_ingest.writer import FeedTransition
+from peebot_ingest.records import FeedTransition
+from peebot_iss.catalog import AOS_CLASS
 
 AOS, LOS, STALE, UNKNOWN = "AOS", "LOS", "STALE", "UNKNOWN"
 
@@ -108,7 +108,3 @@ class FeedState:
                 {"from": previous, "why": why, "by": reason},
             )
         ]
-
-
-def utc(wall: float) -> datetime:
-    return datetime.fromtimestamp(wall, UTC)

@@ -21,25 +21,30 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from peebot_ingest.validate import Reading, Rejection, clean_text
+from peebot_ingest.records import (
+    EPOCH,
+    ONE_MICROSECOND,
+    Entry,
+    FeedTransition,
+    Rejection,
+    ValidatedReading,
+)
+from peebot_ingest.storable import clean_text
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
 _SUFFIX = ".jsonl"
 
 
-def encode_entry(entry: Any) -> str:
-    from peebot_ingest.writer import FeedTransition
-
-    if isinstance(entry, Reading):
+def encode_entry(entry: Entry) -> str:
+    """One journal line (JSON, short keys) of a writer entry."""
+    if isinstance(entry, ValidatedReading):
         obj: dict[str, Any] = {
             "k": "r",
             "i": entry.item_id,
-            "t": (entry.ts - _EPOCH) // _ONE_US,
+            "t": (entry.ts - EPOCH) // ONE_MICROSECOND,
             "v": entry.value,
             "c": entry.status_class,
             "d": entry.calibrated_data,
@@ -63,7 +68,7 @@ def encode_entry(entry: Any) -> str:
             "kind": entry.kind,
             "state": entry.state,
             "a": entry.changed_at,
-            "t": None if entry.feed_ts is None else (entry.feed_ts - _EPOCH) // _ONE_US,
+            "t": None if entry.feed_ts is None else (entry.feed_ts - EPOCH) // ONE_MICROSECOND,
             "detail": entry.detail,
         }
     else:
@@ -71,15 +76,14 @@ def encode_entry(entry: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def decode_entry(line: str) -> Any:
-    from peebot_ingest.writer import FeedTransition
-
+def decode_entry(line: str) -> Entry:
+    """The entry of a journal line; ValueError, KeyError or TypeError if unreadable."""
     obj = json.loads(line)
     kind = obj["k"]
     if kind == "r":
-        return Reading(
+        return ValidatedReading(
             obj["i"],
-            _EPOCH + timedelta(microseconds=obj["t"]),
+            EPOCH + timedelta(microseconds=obj["t"]),
             float(obj["v"]),
             obj["c"],
             obj["d"],
@@ -91,12 +95,14 @@ def decode_entry(line: str) -> Any:
     if kind == "x":
         return Rejection(obj["s"], obj["i"], obj["why"], obj["p"], float(obj["a"]))
     if kind == "f":
-        ts = None if obj["t"] is None else _EPOCH + timedelta(microseconds=obj["t"])
+        ts = None if obj["t"] is None else EPOCH + timedelta(microseconds=obj["t"])
         return FeedTransition(obj["kind"], obj["state"], float(obj["a"]), ts, obj["detail"])
     raise ValueError(f"unknown journal entry kind {kind!r}")
 
 
 class Journal:
+    """The segment files in one folder, and how much of each this run has committed."""
+
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self._counts: dict[Path, int] = {}
@@ -117,7 +123,7 @@ class Journal:
     def entries(self) -> int:
         return sum(self._counts.values()) - sum(self._done.values())
 
-    def append(self, entries: list[Any]) -> Path:
+    def append(self, entries: list[Entry]) -> Path:
         """Write entries as a new segment; returns once it is on disk."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._seq += 1
@@ -145,11 +151,11 @@ class Journal:
         """Entries of this segment committed so far (as far as this run knows)."""
         return self._done.get(path, 0)
 
-    def read(self, path: Path, chunk_size: int) -> Iterator[list[Any]]:
+    def read(self, path: Path, chunk_size: int) -> Iterator[list[Entry]]:
         """Chunks of a segment not yet committed. Resume the iterator only after the chunk
         is committed: that is what marks it done."""
         skip = self._done.get(path, 0)
-        chunk: list[Any] = []
+        chunk: list[Entry] = []
         with path.open(encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh, start=1):
                 if not line.strip():

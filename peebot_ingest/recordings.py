@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from peebot_iss.timestamps import TimeStampError, decode_timestamp, parse_timestamp
+from peebot_iss.utc import as_utc
 
 CSV_HEADER = ("item_id", "ts", "value", "status_class", "calibrated_data")
 
@@ -49,7 +50,9 @@ class RecordingFormatError(ValueError):
 
 
 @dataclass(frozen=True)
-class Reading:
+class RecordedReading:
+    """One reading as a recording file has it (before validation)."""
+
     item_id: str
     ts: datetime  # UTC
     value: float
@@ -74,7 +77,7 @@ class RecordingError:
 class Recording:
     path: str
     format: str
-    readings: list[Reading] = field(default_factory=list)
+    readings: list[RecordedReading] = field(default_factory=list)
     errors: list[RecordingError] = field(default_factory=list)
 
     @property
@@ -170,7 +173,7 @@ def _parse_timestamp_lines(lines: list[str], name: str, item_id: str, year: int)
             rec.errors.append(RecordingError(name, n, str(exc)))
             continue
         previous = hours
-        rec.readings.append(Reading(item_id, ts, value, raw=raw, line=n, source=name))
+        rec.readings.append(RecordedReading(item_id, ts, value, raw=raw, line=n, source=name))
     return rec
 
 
@@ -200,15 +203,15 @@ def _parse_wallclock(lines: list[str], name: str, item_id: str) -> Recording:
         if value is None:
             rec.errors.append(RecordingError(name, n, why))
             continue
-        rec.readings.append(Reading(item_id, ts, value, raw=raw, line=n, source=name))
+        rec.readings.append(RecordedReading(item_id, ts, value, raw=raw, line=n, source=name))
     return rec
 
 
 def _parse_iso_utc(text: str) -> datetime:
     ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if ts.tzinfo is None:
+    if ts.tzinfo is None:  # an export always has one: a row without is not ours
         raise ValueError(f"ts {text!r} has no UTC offset")
-    return ts.astimezone(UTC)
+    return as_utc(ts)
 
 
 def _parse_csv(text: str, name: str) -> Recording:
@@ -258,13 +261,13 @@ def _parse_csv(text: str, name: str) -> Recording:
                 continue
         calibrated = cells.get("calibrated_data", "").strip() or None
         raw = ",".join(row)
-        rec.readings.append(Reading(item_id, ts, value, status, calibrated, raw, n, name))
+        rec.readings.append(RecordedReading(item_id, ts, value, status, calibrated, raw, n, name))
     if header is None:
         raise RecordingFormatError(f"{name}: empty CSV")
     return rec
 
 
-def to_frame(readings: Iterable[Reading]) -> pd.DataFrame:
+def to_frame(readings: Iterable[RecordedReading]) -> pd.DataFrame:
     """Readings as a detector frame: item_id, ts (UTC), value, status_class; sorted by ts."""
     rows = list(readings)
     frame = pd.DataFrame(
@@ -283,9 +286,9 @@ def to_frame(readings: Iterable[Reading]) -> pd.DataFrame:
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
-def format_csv_row(reading: Reading) -> list[str]:
+def format_csv_row(reading: RecordedReading) -> list[str]:
     """One row of the CSV export (the inverse of the CSV reader)."""
-    ts = reading.ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    ts = as_utc(reading.ts).isoformat().replace("+00:00", "Z")
     return [
         reading.item_id,
         ts,

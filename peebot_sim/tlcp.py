@@ -26,18 +26,15 @@ from urllib.parse import parse_qs
 
 from aiohttp import WSMsgType, web
 
+from peebot_iss.catalog import FIELDS
+
 log = logging.getLogger("peebot.simulator")
 
 PROTOCOL = "TLCP-2.5.0"
 WS_SUBPROTOCOL = "TLCP-2.5.0.lightstreamer.com"
-FIELDS: tuple[str, ...] = (
-    "TimeStamp",
-    "Value",
-    "Status.Class",
-    "Status.Indicator",
-    "Status.Color",
-    "CalibratedData",
-)
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_KEEPALIVE_MS = 2000  # PROBE period when the client asks for none
 DEFAULT_ADAPTER_SET = "ISSLIVE"
 REQUEST_LIMIT = 50_000
 # Sessions created over HTTP wait this long for their bind before being dropped.
@@ -307,9 +304,9 @@ class TlcpServer:
         self,
         feed: Feed,
         *,
-        host: str = "127.0.0.1",
-        port: int = 8080,
-        keepalive_ms: int = 2000,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
         adapter_set: str = DEFAULT_ADAPTER_SET,
         sent_log: str | Path | None = None,
         fields: Sequence[str] = FIELDS,
@@ -653,9 +650,9 @@ async def serve_until_signal(
 def run_server(
     feed: Feed,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    keepalive_ms: int = 2000,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
     adapter_set: str = DEFAULT_ADAPTER_SET,
     sent_log: str | Path | None = None,
     on_ready: Callable[[TlcpServer], None] | None = None,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -23,6 +25,35 @@ from peebot_ingest import db as database
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "iss"
+
+
+def clear_settings() -> None:
+    """Forget every package's loaded settings (`<package>.settings.get_settings`, loaded once
+    per process), so the next read sees the environment as it is now."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("peebot") and name.endswith(".settings"):
+            cache_clear = getattr(getattr(module, "get_settings", None), "cache_clear", None)
+            if cache_clear is not None:
+                cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test reads the settings afresh, and again after every environment change it makes
+    through `monkeypatch` (a fixture's included), so no test sees another's values."""
+    clear_settings()
+    for name in ("setenv", "delenv"):
+        setattr(monkeypatch, name, _then_clear_settings(getattr(monkeypatch, name)))
+    yield
+    clear_settings()
+
+
+def _then_clear_settings(change: Any) -> Any:
+    def change_then_clear(*args: Any, **kwargs: Any) -> None:
+        change(*args, **kwargs)
+        clear_settings()
+
+    return change_then_clear
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from peebot.commands import one_line_errors
+from peebot_iss.utc import as_utc
 
 
 def parse_when(text: str | None, now: datetime | None = None) -> datetime:
@@ -35,7 +36,7 @@ def parse_when(text: str | None, now: datetime | None = None) -> datetime:
         raise click.BadParameter(
             f"{text!r} is not an ISO 8601 time or an ISS TimeStamp", param_hint="--at"
         ) from None
-    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return as_utc(when)
 
 
 def prepare_database() -> str:
@@ -100,7 +101,8 @@ def ingest(
     import logging
 
     from peebot_ingest import db as database
-    from peebot_ingest.daemon import DaemonConfig, IngestDaemon, configure_logging
+    from peebot_ingest.daemon import DaemonConfig, IngestDaemon
+    from peebot_ingest.logs import configure_logging
 
     configure_logging(log_format)
     url = database.resolve_database_url()
@@ -110,18 +112,15 @@ def ingest(
         logging.getLogger("peebot.ingest").warning(
             "database not reachable at start (%s); buffering until it is", exc
         )
-    try:
-        config = DaemonConfig.from_env(
-            url,
-            feed_url=feed_url,
-            adapter_set=adapter_set,
-            clock_check=clock_check,
-            fast_reconnect=fast_reconnect,
-            journal_dir=Path(journal_dir) if journal_dir else None,
-            summary_seconds=summary_seconds,
-        )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    config = DaemonConfig.from_settings(
+        url,
+        feed_url=feed_url,
+        adapter_set=adapter_set,
+        clock_check=clock_check,
+        fast_reconnect=fast_reconnect,
+        journal_dir=Path(journal_dir) if journal_dir else None,
+        summary_seconds=summary_seconds,
+    )
     code = IngestDaemon(config).run()
     sys.exit(code)
 
@@ -143,7 +142,7 @@ def inject(item: str, value: str, at_text: str | None, status_class: int | None)
 
     Injecting the same ITEM, VALUE and --at twice adds one row."""
     from peebot.injection import InjectRejected, inject_reading
-    from peebot_ingest.writer import DatabaseUnavailable
+    from peebot_ingest.sink import DatabaseUnavailable
 
     when = parse_when(at_text)
     url = prepare_database()

@@ -59,8 +59,10 @@ def load_recordings(
     """Bulk-load recordings through the ingest writer (same validation and dedupe)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from peebot_ingest.batch import Batch
+    from peebot_ingest.bulk_loader import BulkLoader
+    from peebot_ingest.sink import DatabaseSink, DatabaseUnavailable
     from peebot_ingest.validate import Validator
-    from peebot_ingest.writer import Batch, BulkLoader, DatabaseSink, DatabaseUnavailable
 
     recordings, line_errors, file_errors = _read_all(paths, year)
     summary = LoadSummary(files=len(recordings))
@@ -128,20 +130,18 @@ def load_recordings(
 
 def _new_line_rejections(sink: Any, line_errors: list[Any], now: float) -> list[Any]:
     """Malformed lines as rejections, minus those a previous replay already recorded."""
-    from peebot_ingest.validate import Rejection
+    from peebot_ingest.records import Rejection
 
     if not line_errors:
         return []
     reasons = [str(e) for e in line_errors]
-    conn = sink._open()
     known = {
         row[0]
-        for row in conn.execute(
+        for row in sink.query(
             "SELECT reason FROM rejected_update WHERE source = 'replay' AND reason = ANY(%s)",
             (reasons,),
         )
     }
-    conn.commit()
     return [
         Rejection("replay", None, str(e), {"file": e.file, "line": e.line, "reason": e.reason}, now)
         for e in line_errors
@@ -309,7 +309,7 @@ def export(start_text: str, end_text: str, items: tuple[str, ...], output: str) 
     `peebot replay` reads back."""
     from peebot.commands.ingest import parse_when
     from peebot_ingest import db as database
-    from peebot_ingest.recordings import CSV_HEADER, Reading, format_csv_row
+    from peebot_ingest.recordings import CSV_HEADER, RecordedReading, format_csv_row
 
     start = parse_when(start_text)
     end = parse_when(end_text)
@@ -322,7 +322,9 @@ def export(start_text: str, end_text: str, items: tuple[str, ...], output: str) 
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(CSV_HEADER)
         for item_id, ts, value, status_class, calibrated in export_rows(url, start, end, wanted):
-            writer.writerow(format_csv_row(Reading(item_id, ts, value, status_class, calibrated)))
+            writer.writerow(
+                format_csv_row(RecordedReading(item_id, ts, value, status_class, calibrated))
+            )
             n += 1
     if output != "-":
         click.echo(f"exported {n} readings to {output}", err=True)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from peebot_iss.utc import as_utc
+
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_PAST_WHEN_FAST = timedelta(days=1)
@@ -29,8 +31,7 @@ def parse_start(text: str | None, speed: float, now: datetime | None = None) -> 
     m = _RELATIVE.match(text)
     if m:
         return now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 @click.command(
@@ -44,23 +45,21 @@ def parse_start(text: str | None, speed: float, now: datetime | None = None) -> 
         "never are (TIME_000001 alone is SPEED updates/s)."
     ),
 )
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="PEEBOT_SIM_HOST")
-@click.option("--port", default=8080, show_default=True, type=int, envvar="PEEBOT_SIM_PORT")
+@click.option("--host", default=None, help="Address [PEEBOT_SIM_HOST, default 127.0.0.1].")
+@click.option("--port", default=None, type=int, help="Port [PEEBOT_SIM_PORT, default 8080].")
 @click.option(
     "--speed",
-    default=1.0,
-    show_default=True,
+    default=None,
     type=float,
-    envvar="PEEBOT_SIM_SPEED",
-    help="Simulated seconds per wall-clock second.",
+    help="Simulated seconds per wall-clock second [PEEBOT_SIM_SPEED, default 1].",
 )
-@click.option("--seed", default=0, show_default=True, type=int, envvar="PEEBOT_SIM_SEED")
+@click.option("--seed", default=None, type=int, help="Model seed [PEEBOT_SIM_SEED, default 0].")
 @click.option(
     "--start",
     "start_text",
     default=None,
-    envvar="PEEBOT_SIM_START",
-    help="Simulated start: ISO UTC time, 'now', or '-2h'/'-1d' (default: see below).",
+    help="Simulated start: ISO UTC time, 'now', or '-2h'/'-1d' (default: see below) "
+    "[PEEBOT_SIM_START].",
 )
 @click.option(
     "--crew", default=6, show_default=True, type=int, help="Crew size (uses scale with it)."
@@ -95,25 +94,22 @@ def parse_start(text: str | None, speed: float, now: datetime | None = None) -> 
     "--sent-log",
     type=click.Path(dir_okay=False),
     default=None,
-    envvar="PEEBOT_SIM_SENT_LOG",
-    help="Append every U sent (session, item, decoded fields, wall time) as JSON lines.",
+    help="Append every U sent (session, item, decoded fields, wall time) as JSON lines "
+    "[PEEBOT_SIM_SENT_LOG].",
 )
 @click.option(
     "--keepalive-ms",
-    default=2000,
-    show_default=True,
+    default=None,
     type=int,
-    envvar="PEEBOT_SIM_KEEPALIVE_MS",
-    help="PROBE period when the client does not ask for one.",
+    help="PROBE period when the client does not ask for one "
+    "[PEEBOT_SIM_KEEPALIVE_MS, default 2000].",
 )
 @click.option("--adapter-set", default="ISSLIVE", show_default=True)
 @click.option(
     "--max-rate",
-    default=2500.0,
-    show_default=True,
+    default=None,
     type=float,
-    envvar="PEEBOT_SIM_MAX_RATE",
-    help="Updates/s budget at high speed.",
+    help="Updates/s budget at high speed [PEEBOT_SIM_MAX_RATE, default 2500].",
 )
 @click.option(
     "--analog-interval-scale",
@@ -158,12 +154,12 @@ def parse_start(text: str | None, speed: float, now: datetime | None = None) -> 
     show_default=True,
     help="counter: continue after the highest sequence number in --sent-log.",
 )
-@click.option("--log-level", default="INFO", show_default=True, envvar="PEEBOT_LOG_LEVEL")
+@click.option("--log-level", default=None, help="Log level [PEEBOT_LOG_LEVEL, default INFO].")
 def simulate(
-    host: str,
-    port: int,
-    speed: float,
-    seed: int,
+    host: str | None,
+    port: int | None,
+    speed: float | None,
+    seed: int | None,
     start_text: str | None,
     crew: int,
     noise: float,
@@ -171,9 +167,9 @@ def simulate(
     random_events: bool,
     truth_path: str | None,
     sent_log: str | None,
-    keepalive_ms: int,
+    keepalive_ms: int | None,
     adapter_set: str,
-    max_rate: float,
+    max_rate: float | None,
     analog_interval_scale: float,
     allow_future: bool,
     script: str,
@@ -181,7 +177,7 @@ def simulate(
     rate: float,
     count: int,
     resume: bool,
-    log_level: str,
+    log_level: str | None,
 ) -> None:
     """Serve a simulated ISS Live feed (Lightstreamer TLCP) until SIGTERM or Ctrl-C.
 
@@ -189,7 +185,24 @@ def simulate(
     Ctrl-C every client gets END,48 (it reconnects on its own) and the command exits 0."""
     from peebot_sim.feeds import CounterFeed, ModelFeed
     from peebot_sim.model import SimConfig, parse_scenario
+    from peebot_sim.settings import SettingsError, get_settings
     from peebot_sim.tlcp import TlcpServer, run_server
+
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    # an option given on the command line wins over the settings
+    host = settings.sim_host if host is None else host
+    port = settings.sim_port if port is None else port
+    speed = settings.sim_speed if speed is None else speed
+    seed = settings.sim_seed if seed is None else seed
+    start_text = settings.sim_start if start_text is None else start_text
+    if sent_log is None and settings.sim_sent_log is not None:
+        sent_log = str(settings.sim_sent_log)
+    keepalive_ms = settings.sim_keepalive_ms if keepalive_ms is None else keepalive_ms
+    max_rate = settings.sim_max_rate if max_rate is None else max_rate
+    log_level = settings.log_level if log_level is None else log_level
 
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),

@@ -139,7 +139,7 @@ async def api_health(request: web.Request) -> web.Response:
 
 async def api_inject(request: web.Request) -> web.Response:
     from peebot.injection import InjectRejected, inject_reading
-    from peebot_ingest.writer import DatabaseUnavailable
+    from peebot_ingest.sink import DatabaseUnavailable
 
     token = request.app[SETTINGS].dashboard_token
     if not token:

@@ -16,8 +16,10 @@ from peebot_dagster.detectors.base import Event
 from peebot_dagster.posting import outbox
 from peebot_dagster.posting.policy import PostingSettings
 from peebot_dagster.store import replace_window_events
-from peebot_ingest.validate import Reading, Validator
-from peebot_ingest.writer import Batch, DatabaseSink, FeedTransition
+from peebot_ingest.batch import Batch
+from peebot_ingest.records import FeedTransition, ValidatedReading
+from peebot_ingest.sink import DatabaseSink
+from peebot_ingest.validate import Validator
 
 TANK = "NODE3000005"
 UPA = "NODE3000004"
@@ -35,7 +37,7 @@ def write_readings(
     batch = Batch(transitions=list(transitions or []))
     for item, ts, value, klass in readings:
         result = validator.reading(item, ts, str(value), klass, received_at=time.time())
-        assert isinstance(result, Reading), result
+        assert isinstance(result, ValidatedReading), result
         batch.add(result)
     sink = DatabaseSink(url, source=source)
     try:

@@ -11,20 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peebot_ingest import columns
-from peebot_ingest.validate import (
-    _NS_BYTES,
-    FIELDS,
-    Reading,
-    Rejection,
-    Validator,
-    YearTracker,
-    _year_start_us,
-    decode_hours,
-    event_id,
-)
+from peebot_ingest.records import EVENT_NAMESPACE_BYTES, Rejection, ValidatedReading, event_id
+from peebot_ingest.validate import Validator
+from peebot_ingest.years import YearTracker, decode_hours, year_start_us
+from peebot_iss.catalog import FIELDS
 from peebot_iss.timestamps import format_timestamp
 
-Update = tuple[Any, Any, Any, Any]
+FeedUpdate = tuple[Any, Any, Any, Any]
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()
 ITEMS = ["NODE3000005", "NODE3000004", "TIME_000001", "TIME_000002", "USLAB000058"]
 
@@ -49,20 +42,20 @@ def _twins(**kw: Any) -> tuple[Validator, Validator]:
 
 
 def _assert_same(
-    batch: list[Update], chunk: int = 1000, column_wise: float = 0.0, **kw: Any
-) -> list[Reading | Rejection]:
+    batch: list[FeedUpdate], chunk: int = 1000, column_wise: float = 0.0, **kw: Any
+) -> list[ValidatedReading | Rejection]:
     """`updates` in chunks == `update` one by one; at least `column_wise` of the batch taken
     column-wise (so the comparison is not one-by-one against itself)."""
     one, many = _twins(**kw)
     expected = [one.update(*u) for u in batch]
-    got: list[Reading | Rejection] = []
+    got: list[ValidatedReading | Rejection] = []
     for k in range(0, len(batch), chunk):
         got.extend(many.updates(batch[k : k + chunk]))
     assert len(got) == len(expected)
     for k, (a, b) in enumerate(zip(expected, got, strict=True)):
         assert a == b, (k, batch[k], a, b)
         assert type(a) is type(b)
-        if isinstance(a, Reading):
+        if isinstance(a, ValidatedReading):
             assert b.ts.tzinfo is UTC
     # the year state ends where one-by-one leaves it
     assert (one.years.feed_year, one.years.newest) == (many.years.feed_year, many.years.newest)
@@ -70,8 +63,8 @@ def _assert_same(
     return got
 
 
-def _stream(start: datetime, n: int, step_ms: int, items: list[str] = ITEMS) -> list[Update]:
-    out: list[Update] = []
+def _stream(start: datetime, n: int, step_ms: int, items: list[str] = ITEMS) -> list[FeedUpdate]:
+    out: list[FeedUpdate] = []
     for k in range(n):
         when = start + timedelta(milliseconds=k * step_ms)
         value = f"{(k * 7919) % 10007 / 100:.2f}"
@@ -85,7 +78,7 @@ def test_a_clean_stream_is_identical_and_all_readings() -> None:
     got = _assert_same(
         _stream(datetime(2026, 5, 1, tzinfo=UTC), 5000, 7), year=2026, column_wise=0.999
     )
-    assert all(isinstance(r, Reading) for r in got)
+    assert all(isinstance(r, ValidatedReading) for r in got)
 
 
 def test_new_year_inside_a_batch_without_the_year_item() -> None:
@@ -99,7 +92,7 @@ def test_new_year_inside_a_batch_without_the_year_item() -> None:
     ]
     batch[4000:4000] = late  # 31 Dec readings arriving after midnight (80 s in)
     got = _assert_same(batch, chunk=2500, column_wise=0.5)
-    assert all(isinstance(r, Reading) for r in got)
+    assert all(isinstance(r, ValidatedReading) for r in got)
     assert {r.ts.year for r in got[4000:4003]} == {2026}  # the late ones stay in the old year
     assert {r.ts.year for r in got} == {2026, 2027}
 
@@ -115,7 +108,7 @@ def test_the_year_item_changing_the_year_mid_batch() -> None:
         ("TIME_000002", _fields(batch[midnight + 40][1]["TimeStamp"], "2027"), NOW, False),
     )
     got = _assert_same(batch, chunk=3100, year=None, column_wise=0.5)
-    assert {r.ts.year for r in got if isinstance(r, Reading)} == {2026, 2027}
+    assert {r.ts.year for r in got if isinstance(r, ValidatedReading)} == {2026, 2027}
 
 
 def test_clock_check_and_snapshots_and_empty_fields() -> None:
@@ -133,7 +126,7 @@ def test_clock_check_and_snapshots_and_empty_fields() -> None:
     batch[13] = ("NODE3000005", _fields(batch[13][1]["TimeStamp"], calibrated=None), NOW, False)
     got = _assert_same(batch, clock_check=True, year=2026, column_wise=0.9)
     assert isinstance(got[10], Rejection) and "ahead of the clock" in got[10].reason
-    assert isinstance(got[11], Reading) and '"snapshot": true' in (got[11].metadata or "")
+    assert isinstance(got[11], ValidatedReading) and '"snapshot": true' in (got[11].metadata or "")
 
 
 def test_bad_rows_in_a_batch_go_one_by_one_in_order() -> None:
@@ -150,7 +143,7 @@ def test_bad_rows_in_a_batch_go_one_by_one_in_order() -> None:
     batch[14] = ("NODE3000005", batch[14][1], 12, False)  # an int receipt time
     got = _assert_same(batch, year=2026, column_wise=0.9)
     assert [type(r).__name__ for r in got[5:10]] == ["Rejection"] * 5
-    assert isinstance(got[12], Reading) and got[12].item_id == "NEW_ITEM_1"
+    assert isinstance(got[12], ValidatedReading) and got[12].item_id == "NEW_ITEM_1"
 
 
 _text = st.one_of(
@@ -184,7 +177,7 @@ _update = st.tuples(
     year=st.sampled_from([None, 2026, 2027]),
 )
 def test_hostile_batches_match_one_by_one(
-    batch: list[Update], clock_check: bool, year: int | None
+    batch: list[FeedUpdate], clock_check: bool, year: int | None
 ) -> None:
     _assert_same(batch, chunk=17, clock_check=clock_check, year=year)
 
@@ -200,7 +193,7 @@ def test_hostile_batches_match_one_by_one(
 def test_time_jumps_around_new_year_match_one_by_one(
     start: datetime, steps: list[int], year_item: int | None
 ) -> None:
-    batch: list[Update] = []
+    batch: list[FeedUpdate] = []
     when = start
     for k, ms in enumerate(steps):
         when += timedelta(milliseconds=ms)
@@ -216,7 +209,7 @@ def test_decode_micros_is_timedelta_exactly() -> None:
     hours += [24.0 + k / 3600 / 1e6 * 0.5 for k in range(2000)]  # half-microsecond ties
     hours += [float(f"{24 + rng.random() * 8000:.7f}") for _ in range(20_000)]  # as the feed
     for year in (2024, 2026):
-        micros = columns.decode_micros(np.array(hours), _year_start_us(year))
+        micros = columns.decode_micros(np.array(hours), year_start_us(year))
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         for h, us in zip(hours, micros.tolist(), strict=True):
             expected = decode_hours(h, year)
@@ -230,15 +223,15 @@ def test_event_ids_and_datetimes_match_the_one_row_functions() -> None:
     values = [rng.uniform(-1e6, 1e6) for _ in range(3000)]
     items = [ITEMS[k % len(ITEMS)] for k in range(3000)]
     times = columns.utc_datetimes(np.array(micros, dtype=np.int64))
-    ids = columns.event_ids(_NS_BYTES, items, micros, values)
+    ids = columns.event_ids(EVENT_NAMESPACE_BYTES, items, micros, values)
     for item, ts, value, eid in zip(items, times, values, ids, strict=True):
         assert ts.tzinfo is UTC
         assert eid == event_id(item, ts, value)
-    assert columns.event_ids(_NS_BYTES, [], [], []) == []
+    assert columns.event_ids(EVENT_NAMESPACE_BYTES, [], [], []) == []
 
 
 def test_number_column_agrees_with_parse_number() -> None:
-    from peebot_ingest.validate import parse_number
+    from peebot_ingest.fields import parse_number
 
     raw = ["1", " 2.5 ", "1e3", "nan", "inf", "1_0", "0x10", "", "１２", "9" * 70, "-0.0", "abc"]
     values, ok = columns.number_column(raw)

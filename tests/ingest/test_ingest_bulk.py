@@ -11,22 +11,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from peebot_ingest.batch import Batch, BatchResult
+from peebot_ingest.bulk_loader import BulkLoader
 from peebot_ingest.db import migrate
-from peebot_ingest.validate import Reading, Rejection
-from peebot_ingest.writer import (
-    Batch,
-    BatchResult,
-    BulkLoader,
-    DatabaseSink,
-    DatabaseUnavailable,
-    FeedTransition,
-)
+from peebot_ingest.records import FeedTransition, Rejection, ValidatedReading
+from peebot_ingest.sink import DatabaseSink, DatabaseUnavailable
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sample import T0, readings
 
 
-def _readings(n: int, item: str = "NODE3000005", start: datetime = T0) -> list[Reading]:
+def _readings(n: int, item: str = "NODE3000005", start: datetime = T0) -> list[ValidatedReading]:
     return readings(n, item, start, calibrated=True)
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from peebot_ingest.buffered_writer import WriterConfig
 from peebot_ingest.daemon import DaemonConfig, IngestDaemon
-from peebot_ingest.writer import WriterConfig
 from peebot_iss.timestamps import decode_timestamp, format_timestamp, infer_year
 from peebot_sim.feeds import CounterFeed, ScriptedFeed
 from tests.support.tlcp_harness import (

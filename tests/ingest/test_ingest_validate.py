@@ -9,15 +9,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peebot_ingest.validate import (
-    EVENT_NAMESPACE,
-    Reading,
-    Rejection,
-    Validator,
-    YearTracker,
-    decode_hours,
-    event_id,
-)
+from peebot_ingest.records import EVENT_NAMESPACE, Rejection, ValidatedReading, event_id
+from peebot_ingest.validate import Validator
+from peebot_ingest.years import YearTracker, decode_hours
 from peebot_iss.timestamps import decode_timestamp, encode_timestamp, format_timestamp
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()
@@ -37,7 +31,7 @@ def _fields(ts: str, value: str = "67", klass: str = "24") -> dict[str, str]:
 def test_timestamp_decodes_to_utc() -> None:
     v = Validator(clock_check=False)
     r = v.update("NODE3000005", _fields("4224.0145"), NOW)
-    assert isinstance(r, Reading)
+    assert isinstance(r, ValidatedReading)
     # day 176 (4224 // 24) of 2026 = 25 Jun, 0.0145 h = 52.2 s
     assert r.ts == datetime(2026, 6, 25, 0, 0, 52, 200000, tzinfo=UTC)
     assert r.value == 67.0 and r.status_class == 24
@@ -47,11 +41,15 @@ def test_timestamp_decodes_to_utc() -> None:
 def test_year_from_time_000002_wins_over_the_clock() -> None:
     v = Validator(clock_check=False)
     before = v.update("NODE3000004", _fields("1000.5", "16"), NOW)
-    assert isinstance(before, Reading) and before.ts.year == 2026  # not known yet: the clock
+    assert (
+        isinstance(before, ValidatedReading) and before.ts.year == 2026
+    )  # not known yet: the clock
     year = v.update("TIME_000002", _fields("1000.5", "2019"), NOW)
-    assert isinstance(year, Reading) and year.ts.year == 2019  # its own time is in its year
+    assert (
+        isinstance(year, ValidatedReading) and year.ts.year == 2019
+    )  # its own time is in its year
     r = v.update("NODE3000005", _fields("1000.5"), NOW)
-    assert isinstance(r, Reading)
+    assert isinstance(r, ValidatedReading)
     assert r.ts == decode_timestamp(1000.5, 2019)
 
 
@@ -63,17 +61,17 @@ def test_new_year_rollover_31_dec_to_1_jan() -> None:
             _fields(format_timestamp(datetime(2025, 12, 31, 23, 59, 50, tzinfo=UTC)), "2025"),
             NOW,
         ),
-        Reading,
+        ValidatedReading,
     )
     late = v.update(
         "TIME_000001",
         _fields(format_timestamp(datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC))),
         NOW,
     )
-    assert isinstance(late, Reading) and late.ts.year == 2025
+    assert isinstance(late, ValidatedReading) and late.ts.year == 2025
     # TIME_000002 still says 2025, but the day counter wrapped: 1 Jan 2026
     jan = v.update("TIME_000001", _fields("24.0005"), NOW)
-    assert isinstance(jan, Reading)
+    assert isinstance(jan, ValidatedReading)
     assert jan.ts == datetime(2026, 1, 1, 0, 0, 1, 800000, tzinfo=UTC)
     # a delayed 31 Dec reading seen after midnight stays in the old year
     old = v.update(
@@ -81,11 +79,11 @@ def test_new_year_rollover_31_dec_to_1_jan() -> None:
         _fields(format_timestamp(datetime(2025, 12, 31, 23, 59, 58, tzinfo=UTC))),
         NOW,
     )
-    assert isinstance(old, Reading) and old.ts.year == 2025
+    assert isinstance(old, ValidatedReading) and old.ts.year == 2025
     # TIME_000002 turns; later readings stay in 2026
-    assert isinstance(v.update("TIME_000002", _fields("24.001", "2026"), NOW), Reading)
+    assert isinstance(v.update("TIME_000002", _fields("24.001", "2026"), NOW), ValidatedReading)
     again = v.update("NODE3000005", _fields("24.002"), NOW)
-    assert isinstance(again, Reading) and again.ts.year == 2026
+    assert isinstance(again, ValidatedReading) and again.ts.year == 2026
 
 
 def test_rollover_from_the_clock_when_no_year_item() -> None:
@@ -96,19 +94,19 @@ def test_rollover_from_the_clock_when_no_year_item() -> None:
         _fields(format_timestamp(datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC))),
         just_after,
     )
-    assert isinstance(r, Reading) and r.ts.year == 2026
+    assert isinstance(r, ValidatedReading) and r.ts.year == 2026
 
 
 def test_leap_years() -> None:
     # 2024 is a leap year: day 366 exists (31 Dec) and 29 Feb is day 60
     v = Validator(clock_check=False, years=YearTracker(2024))
     r = v.update("NODE3000005", _fields(str(366 * 24 + 23.5)), NOW)
-    assert isinstance(r, Reading) and r.ts == datetime(2024, 12, 31, 23, 30, tzinfo=UTC)
+    assert isinstance(r, ValidatedReading) and r.ts == datetime(2024, 12, 31, 23, 30, tzinfo=UTC)
     # (a fresh stream: after 31 Dec, day 60 would rightly be read as next year's)
     feb29 = Validator(clock_check=False, years=YearTracker(2024)).update(
         "NODE3000005", _fields(str(60 * 24 + 1)), NOW
     )
-    assert isinstance(feb29, Reading) and feb29.ts == datetime(2024, 2, 29, 1, tzinfo=UTC)
+    assert isinstance(feb29, ValidatedReading) and feb29.ts == datetime(2024, 2, 29, 1, tzinfo=UTC)
     # 2025 is not: day 366 is out of range
     v25 = Validator(clock_check=False, years=YearTracker(2025))
     bad = v25.update("NODE3000005", _fields(str(366 * 24 + 1)), NOW)
@@ -142,10 +140,10 @@ def test_same_reading_from_feed_replay_and_inject_has_one_key() -> None:
     feed = Validator(clock_check=False, years=YearTracker(2023))
     from_feed = feed.update("NODE3000005", _fields("6176.5", "44"), NOW)
     from_snapshot = feed.update("NODE3000005", _fields("6176.5", "44.0"), NOW + 5, snapshot=True)
-    assert isinstance(from_feed, Reading) and isinstance(from_snapshot, Reading)
+    assert isinstance(from_feed, ValidatedReading) and isinstance(from_snapshot, ValidatedReading)
     replay = Validator(source="replay", clock_check=False)
     from_file = replay.reading("NODE3000005", from_feed.ts, 44.0)
-    assert isinstance(from_file, Reading)
+    assert isinstance(from_file, ValidatedReading)
     assert from_feed.event_id == from_snapshot.event_id == from_file.event_id
     assert encode_timestamp(from_feed.ts) == 6176.5
 
@@ -156,7 +154,7 @@ def test_clock_check_rejects_far_future_only_when_on() -> None:
     r = strict.update("NODE3000005", _fields(future), NOW)
     assert isinstance(r, Rejection) and "ahead of the clock" in r.reason
     relaxed = Validator(clock_check=False, years=YearTracker(2026))
-    assert isinstance(relaxed.update("NODE3000005", _fields(future), NOW), Reading)
+    assert isinstance(relaxed.update("NODE3000005", _fields(future), NOW), ValidatedReading)
 
 
 def test_bad_updates_are_rejected_with_reasons() -> None:
@@ -176,7 +174,7 @@ def test_bad_updates_are_rejected_with_reasons() -> None:
         json.dumps(r.raw_payload)  # always storable
     for bad_value in ("inf", "1_000", "0x10", "", None, "１２"):
         assert isinstance(v.update("X", _fields("100.0", bad_value)), Rejection)  # type: ignore[arg-type]
-    assert isinstance(v.update("UNKNOWN_ITEM_1", _fields("100.0", "-3.5e2")), Reading)
+    assert isinstance(v.update("UNKNOWN_ITEM_1", _fields("100.0", "-3.5e2")), ValidatedReading)
 
 
 _text = st.one_of(
@@ -230,7 +228,7 @@ def test_hostile_input_never_raises(
         assert "\x00" not in encoded
         encoded.encode("utf-8")
     else:
-        assert isinstance(r, Reading)
+        assert isinstance(r, ValidatedReading)
         assert r.ts.tzinfo is not None and len(r.event_id) == 16
         assert r.value == r.value and abs(r.value) != float("inf")
         json.loads(r.metadata or "{}")
@@ -252,7 +250,7 @@ def test_valid_readings_are_accepted_and_keys_deterministic(
 ) -> None:
     a = Validator(source="replay", clock_check=False).reading(item, ts, value)
     b = Validator(source="inject", clock_check=False).reading(item, ts, repr(value))
-    assert isinstance(a, Reading) and isinstance(b, Reading)
+    assert isinstance(a, ValidatedReading) and isinstance(b, ValidatedReading)
     assert a.event_id == b.event_id
 
 

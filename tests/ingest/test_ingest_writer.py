@@ -14,16 +14,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from peebot_ingest.batch import Batch
+from peebot_ingest.buffered_writer import BufferedWriter, WriterConfig
 from peebot_ingest.journal import Journal, decode_entry, encode_entry
-from peebot_ingest.validate import Reading, Rejection, Validator, YearTracker
-from peebot_ingest.writer import (
-    Batch,
-    BufferedWriter,
-    DatabaseSink,
-    DatabaseUnavailable,
-    FeedTransition,
-    WriterConfig,
-)
+from peebot_ingest.records import FeedTransition, Rejection, ValidatedReading
+from peebot_ingest.sink import DatabaseSink, DatabaseUnavailable
+from peebot_ingest.validate import Validator
+from peebot_ingest.years import YearTracker
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sample import T0
@@ -335,7 +332,7 @@ def test_journal_taken_up_after_a_crash_writes_nothing_twice(
     monkeypatch.undo()
     segment = Journal(journal_dir).segments()[0].name
     assert commits == [(segment, 100), (segment, 200)]
-    assert _counts(db_url)[0] == sum(isinstance(e, Reading) for e in entries[:200])
+    assert _counts(db_url)[0] == sum(isinstance(e, ValidatedReading) for e in entries[:200])
 
     # the next run takes the segment up where the database says it got
     nxt = BufferedWriter(DatabaseSink(db_url), Journal(journal_dir), WriterConfig(batch_rows=100))

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from peebot_iss.catalog import FIELDS
 from peebot_sim.feeds import ScriptedFeed
 from peebot_sim.model import make_fields
-from peebot_sim.tlcp import FIELDS, encode_update, escape_value
+from peebot_sim.tlcp import encode_update, escape_value
 from tests.support.tlcp_harness import (
     StatusRecorder,
     make_test_client,

@@ -11,8 +11,10 @@ import psycopg
 
 from peebot.status.shaping import floor_minute
 from peebot_ingest import db as database
-from peebot_ingest.validate import Reading, Validator
-from peebot_ingest.writer import Batch, DatabaseSink
+from peebot_ingest.batch import Batch
+from peebot_ingest.records import ValidatedReading
+from peebot_ingest.sink import DatabaseSink
+from peebot_ingest.validate import Validator
 
 
 def seed_overview(url: str, now: datetime) -> dict[str, int]:
@@ -26,10 +28,10 @@ def seed_overview(url: str, now: datetime) -> dict[str, int]:
     for back, n in per_minute.items():
         for i in range(n):
             r = v.reading("NODE3000005", base - timedelta(minutes=back, seconds=-5 * i - 1), 40 + i)
-            assert isinstance(r, Reading)
+            assert isinstance(r, ValidatedReading)
             readings.append(r)
     old = v.reading("NODE3000005", base - timedelta(minutes=15), 39)  # outside the window
-    assert isinstance(old, Reading)
+    assert isinstance(old, ValidatedReading)
     sink = DatabaseSink(url)
     sink.write(Batch(readings=[*readings, old], rejections=[], transitions=[]))
     sink.close()

@@ -10,10 +10,12 @@ from click.testing import CliRunner
 
 from peebot.cli import cli
 from peebot.status.queries import ingest_health
+from peebot_ingest.batch import Batch
 from peebot_ingest.db import connect
 from peebot_ingest.feedstate import FeedState, SignalConfig
-from peebot_ingest.validate import Reading, Validator
-from peebot_ingest.writer import Batch, DatabaseSink
+from peebot_ingest.records import ValidatedReading
+from peebot_ingest.sink import DatabaseSink
+from peebot_ingest.validate import Validator
 
 
 def test_status_reports_ingest_health(db_env: str) -> None:
@@ -22,10 +24,10 @@ def test_status_reports_ingest_health(db_env: str) -> None:
     readings = []
     for i in range(30):  # one reading a minute for half an hour
         r = v.reading("NODE3000005", now - timedelta(minutes=i, seconds=5), 40 + i % 3)
-        assert isinstance(r, Reading)
+        assert isinstance(r, ValidatedReading)
         readings.append(r)
     t = v.reading("TIME_000001", now - timedelta(seconds=2), 1.0, 24)
-    assert isinstance(t, Reading)
+    assert isinstance(t, ValidatedReading)
     state = FeedState(SignalConfig(clock_check=False))
     transitions = state.on_connection("CONNECTED:WS-STREAMING", time.time())
     transitions += state.on_time_update(t.ts, 24, time.time())

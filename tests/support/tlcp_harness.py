@@ -36,7 +36,8 @@ from lightstreamer.client import (
     SubscriptionListener,
 )
 
-from peebot_sim.tlcp import DEFAULT_ADAPTER_SET, FIELDS, Feed, TlcpServer
+from peebot_iss.catalog import FIELDS
+from peebot_sim.tlcp import DEFAULT_ADAPTER_SET, Feed, TlcpServer
 
 __all__ = [
     "CollectingListener",

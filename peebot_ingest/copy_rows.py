@@ -1,0 +1,77 @@
+"""Readings into PostgreSQL by binary COPY: the statements and the hot loop of every write.
+
+A batch expected to hold no duplicate goes by COPY straight into `telemetry_reading` (the
+direct way); otherwise into the session's temporary `ingest_stage` table and from there by
+one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` (the staging way, duplicates = staged -
+inserted). See docs/ARCHITECTURE.md, "Ingest".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from peebot_ingest.records import ValidatedReading
+
+DIRECT_TABLE = "telemetry_reading"
+STAGE_TABLE = "ingest_stage"
+
+_COLUMNS = "channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, metadata"
+STAGE_DDL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} ("
+    "channel_id integer, ts timestamptz, value double precision, calibrated_data text, "
+    "status_class smallint, event_id uuid, ingested_at timestamptz, metadata text"
+    ") ON COMMIT DELETE ROWS"
+)
+INSERT_STAGED = (
+    f"INSERT INTO {DIRECT_TABLE} ({_COLUMNS}) "
+    "SELECT channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, "
+    f"metadata::jsonb FROM {STAGE_TABLE} ON CONFLICT DO NOTHING"
+)
+# Binary COPY data carries no type: the server reads each field as its column's type. So the
+# 16 event id bytes go through psycopg's (C) bytea dumper unchanged, which is uuid's binary
+# form, and so does the metadata on the direct path as jsonb's binary form (a version byte
+# and the JSON text; the staging table keeps text and casts in the INSERT).
+_STAGE_TYPES = ["int4", "timestamptz", "float8", "text", "int2", "bytea", "timestamptz", "text"]
+_DIRECT_TYPES = [*_STAGE_TYPES[:-1], "bytea"]
+
+
+def open_copy(cur: psycopg.Cursor[Any], table: str) -> Any:
+    """`cur.copy(...)` of the reading columns into `DIRECT_TABLE` or `STAGE_TABLE`."""
+    return cur.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)")
+
+
+def copy_readings(
+    cur: psycopg.Cursor[Any],
+    table: str,
+    readings: list[ValidatedReading],
+    channels: dict[str, int],
+) -> None:
+    """One whole COPY of `readings` into `table`."""
+    with open_copy(cur, table) as copy:
+        write_rows(copy, readings, channels, direct=table == DIRECT_TABLE)
+
+
+def write_rows(
+    copy: psycopg.Copy,
+    readings: list[ValidatedReading],
+    channels: dict[str, int],
+    *,
+    direct: bool,
+) -> None:
+    """Readings as COPY rows (the hot loop of every write)."""
+    copy.set_types(_DIRECT_TYPES if direct else _STAGE_TYPES)
+    write_row = copy.write_row
+    fromts = datetime.fromtimestamp  # peebot_iss.utc.utc_from_epoch, without a call per row
+    last_received = None
+    ingested_at = None
+    # tuple unpacking is cheaper than field access
+    for item, ts, value, klass, calibrated, event, received, meta, _ in readings:
+        if received != last_received:  # a replay stamps all its rows alike
+            last_received = received
+            ingested_at = fromts(received, UTC)
+        if direct and meta is not None:
+            meta = b"\x01" + meta.encode()  # type: ignore[assignment]
+        write_row((channels[item], ts, value, calibrated, klass, event, ingested_at, meta))
