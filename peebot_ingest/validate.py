@@ -192,6 +192,8 @@ class Validator:
                 return self.reject(
                     item_id, payload, now, f"item name {short_repr(item_id)} is not an item id"
                 )
+            # a naive time is refused, not taken as UTC (peebot_iss.utc): what is replayed
+            # or injected must say its zone
             if not isinstance(ts, datetime) or ts.tzinfo is None:
                 return self.reject(item_id, payload, now, f"ts {short_repr(ts)} is not a UTC time")
             ts = ts.astimezone(UTC)
