@@ -38,9 +38,10 @@ def clear_settings() -> None:
 
 
 @pytest.fixture(autouse=True)
-def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test reads the settings afresh, and again after every environment change it makes
-    through `monkeypatch` (a fixture's included), so no test sees another's values."""
+    through `monkeypatch` (a fixture's included), so no test sees another's values. (Named
+    apart from the folders' own settings fixtures, which would otherwise replace it.)"""
     clear_settings()
     for name in ("setenv", "delenv"):
         setattr(monkeypatch, name, _then_clear_settings(getattr(monkeypatch, name)))
