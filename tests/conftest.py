@@ -7,7 +7,6 @@ is migrated once into a template database; each test gets a fast clone of it.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import tempfile
@@ -39,9 +38,10 @@ def clear_settings() -> None:
 
 @pytest.fixture(autouse=True)
 def settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test reads the settings afresh, and again after every environment change it makes
-    through `monkeypatch` (a fixture's included), so no test sees another's values. (Named
-    apart from the folders' own settings fixtures, which would otherwise replace it.)"""
+    """Every package reads its settings once (`get_settings()`, cached): each test reads them
+    afresh, and again after every environment change it makes through `monkeypatch` (a
+    fixture's included, e.g. `db_env`), and leaks none into the next test. (Named apart from
+    the folders' own `fresh_settings` fixtures, which would otherwise replace it.)"""
     clear_settings()
     for name in ("setenv", "delenv"):
         setattr(monkeypatch, name, _then_clear_settings(getattr(monkeypatch, name)))
@@ -131,21 +131,3 @@ def db_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """`db_url`, also exported as PEEBOT_DATABASE_URL for code that reads the environment."""
     monkeypatch.setenv("PEEBOT_DATABASE_URL", db_url)
     return db_url
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings() -> Iterator[None]:
-    """Every package reads its settings once (`get_settings()`, cached); a test that changes
-    the environment must see its change, and must not leak it into the next test."""
-
-    def clear() -> None:
-        for package in ("peebot", "peebot_ingest", "peebot_sim", "peebot_dagster"):
-            try:
-                module = importlib.import_module(f"{package}.settings")
-            except ModuleNotFoundError:
-                continue
-            module.get_settings.cache_clear()
-
-    clear()
-    yield
-    clear()
