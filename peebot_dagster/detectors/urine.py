@@ -1,9 +1,9 @@
 """Toilet uses and bulk transfers in the urine tank (`NODE3000005`).
 
-What the data look like (../shared/data/iss/issp-2023, 2023-09-18/19, the recording of
-issue 16, and DESIGN.md 2): integer percent, sent only on change; the value flips between
-two neighbouring integers for minutes at a time, and now and then one reading drops below
-that band and comes back; while the UPA processes (NODE3000004 = 16) it drains 1 % every
+What the data look like (../shared/data/iss/issp-2023, 2023-09-18/19, and the recording of
+issue 16): integer percent, sent only on change; the value flips between two neighbouring
+integers for minutes at a time, and now and then one reading drops below that band and
+comes back; while the UPA processes (NODE3000004 = 16) it drains 1 % every
 4-5 min; a use climbs +2..+5 % at about 1 % every 5 s; right after a UPA stop the level can
 climb slowly in single-percent steps inside the flips (2023 02:10: 5 -> 8 in 90 s); a bulk
 transfer climbs +12..+60 % at about 1 % every 3-4 s.
@@ -79,7 +79,7 @@ from peebot_dagster.detectors.upa import PROCESSING as UPA_PROCESSING
 from peebot_dagster.detectors.upa import TANK_ITEM, UPA_ITEM
 
 PROCESSOR_NAME = "urine_tank"
-# 1 % of the tank is about 80 mL (DESIGN.md section 2, secondhand)
+# 1 % of the tank is about 80 mL (a secondhand figure, good enough for a joke)
 ML_PER_PCT = 80.0
 
 
@@ -91,7 +91,7 @@ class UrineParams:
 
     min_rise_pct: float = 2.0
     """Smallest rise worth a look: peak minus the lower edge of the flip band before it
-    (integer %). Uses are +2..+4 (DESIGN.md 2); flips alone span one step."""
+    (integer %). Uses are +2..+5 (2023 recording); flips alone span one step."""
 
     min_settled_rise_pct: float = 1.3
     """Settled rise (robust level after - robust level before, plus the drain correction)
@@ -177,7 +177,7 @@ class UrineParams:
     """TIME_000001 ticks ~1 s with signal; a gap longer than this in an event is a data gap."""
 
     ml_per_pct: float = ML_PER_PCT
-    """1 % ~ 80 mL (DESIGN.md section 2, secondhand)."""
+    """1 % ~ 80 mL (a secondhand figure)."""
 
     quantisation_sd: float = 1.0 / math.sqrt(12.0)
     """Noise floor of an integer reading: the s.d. of rounding, 1/sqrt(12)."""
