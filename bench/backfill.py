@@ -125,6 +125,19 @@ def main() -> int:
                 f"{args.storage_sync_commit}"
             )
 
+        # The Dagster side's environment, before anything reads its settings (they load once
+        # per process). DAGSTER_EVENT_BATCH_SIZE: Dagster writes a range's materializations
+        # in batches (one INSERT instead of a connection + commit per event), read by Dagster
+        # in every process it runs; `peebot up` sets the same for its Dagster processes.
+        home = tmp / "dagster_home"
+        home.mkdir()
+        shutil.copyfile(REPO / "peebot" / "config" / "dagster.yaml", home / "dagster.yaml")
+        os.environ["DAGSTER_HOME"] = str(home)
+        os.environ["PEEBOT_DAGSTER_STORAGE_URL"] = database.sqlalchemy_url(dagster_url)
+        os.environ["PEEBOT_DATABASE_URL"] = app_url
+        os.environ.setdefault("PEEBOT_POST_BACKENDS", "dry_run")
+        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+
         from peebot_dagster.detectors.registry import PROCESSORS
 
         day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
@@ -143,7 +156,7 @@ def main() -> int:
         )
 
         # ---- baseline: detection alone, one query per processor
-        from peebot_dagster.assets.windows import run_window
+        from peebot_dagster.windows import run_window
 
         per_processor: dict[str, float] = {}
         counts: dict[str, int] = {}
@@ -165,18 +178,11 @@ def main() -> int:
             conn.execute("DELETE FROM processor_state WHERE processor_name <> 'ingest'")
 
         # ---- one Dagster run over the 1,440 partitions of every detection asset
-        home = tmp / "dagster_home"
-        home.mkdir()
-        shutil.copyfile(REPO / "peebot" / "config" / "dagster.yaml", home / "dagster.yaml")
-        os.environ["DAGSTER_HOME"] = str(home)
-        os.environ["PEEBOT_DAGSTER_STORAGE_URL"] = database.sqlalchemy_url(dagster_url)
-        os.environ["PEEBOT_DATABASE_URL"] = app_url
-        os.environ.setdefault("PEEBOT_POST_BACKENDS", "dry_run")
-
         import dagster as dg
 
         from peebot_dagster.definitions import defs
-        from peebot_dagster.partitions import partition_key, range_tags
+        from peebot_dagster.defs.tags import range_tags
+        from peebot_dagster.partitions import partition_key
 
         first, last = partition_key(day), partition_key(day_end - timedelta(minutes=1))
         with dg.DagsterInstance.get() as instance:
@@ -206,7 +212,8 @@ def main() -> int:
             f"\none run of detection_job over {first} ... {last} "
             f"({len(mats):,} materializations, {n_events:,} event-log rows, "
             f"{len(checks)} checks, PostgreSQL instance storage, synchronous_commit "
-            f"{args.storage_sync_commit})"
+            f"{args.storage_sync_commit}, DAGSTER_EVENT_BATCH_SIZE "
+            f"{os.environ['DAGSTER_EVENT_BATCH_SIZE']})"
         )
         for name, secs in in_run.items():
             log(f"  {name:<20} detection {secs:6.2f} s")

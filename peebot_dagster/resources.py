@@ -10,11 +10,17 @@ from typing import Any
 import dagster as dg
 import psycopg
 
+from peebot_dagster.settings import get_settings
+
 
 class PostgresResource(dg.ConfigurableResource):  # type: ignore[misc]
-    """PeeBot's PostgreSQL (`PEEBOT_DATABASE_URL`), one short-lived connection per use."""
+    """PeeBot's PostgreSQL, one short-lived connection per use.
 
-    dsn: str
+    `dsn` unset (as deployed): `PEEBOT_DATABASE_URL`, read when a connection is made, so the
+    URL (it may hold a password) is never part of the resource's config shown in the UI.
+    """
+
+    dsn: str | None = None
     connect_timeout: int = 5
     application_name: str = "peebot-dagster"
 
@@ -23,7 +29,7 @@ class PostgresResource(dg.ConfigurableResource):  # type: ignore[misc]
         kwargs.setdefault("connect_timeout", self.connect_timeout)
         kwargs.setdefault("application_name", self.application_name)
         try:
-            return psycopg.connect(self.dsn, **kwargs)
+            return psycopg.connect(self._dsn(), **kwargs)
         except psycopg.OperationalError as exc:
             # one line, and never the DSN (it may hold a password)
             lines = str(exc).strip().splitlines()
@@ -32,7 +38,17 @@ class PostgresResource(dg.ConfigurableResource):  # type: ignore[misc]
                 f"cannot connect to PeeBot's database: {reason}"
             ) from exc
 
+    def _dsn(self) -> str:
+        if self.dsn:
+            return self.dsn
+        url = get_settings().database_url
+        if url is None:
+            raise psycopg.OperationalError(
+                "cannot connect to PeeBot's database: PEEBOT_DATABASE_URL is not set"
+            )
+        return url.get_secret_value()
+
 
 def database_resource() -> PostgresResource:
-    """The resource as deployed: the DSN comes from the environment at run time."""
-    return PostgresResource(dsn=dg.EnvVar("PEEBOT_DATABASE_URL"))
+    """The resource as deployed: the DSN comes from the settings at connect time."""
+    return PostgresResource()

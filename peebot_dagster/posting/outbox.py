@@ -1,4 +1,6 @@
-"""The outbox (`social_post`): enqueue in the event's transaction, claim, mark, reconcile.
+"""The outbox (`social_post`): enqueue in the event's transaction, read, mark, and the
+operator's commands. The posting run that walks it is sending.py (docs/ARCHITECTURE.md,
+"Posting").
 
 State machine of a row (one per event and backend):
 
@@ -17,29 +19,18 @@ State machine of a row (one per event and backend):
 
 from __future__ import annotations
 
-import logging
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from peebot_dagster.notify import notify_post
-from peebot_dagster.posting import backends as bk
-from peebot_dagster.posting import policy as pol
+from peebot_dagster.posting.policy import PostingSettings
 from peebot_dagster.posting.render import EventView, RenderError, render
-
-log = logging.getLogger("peebot.posting")
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
+from peebot_dagster.settings import get_settings
 
 # --- enqueue (the Dagster assets call this inside their transaction) ------------------------
 
@@ -48,7 +39,7 @@ def enqueue_posts(
     conn: psycopg.Connection[Any],
     event_ids: list[int],
     *,
-    settings: pol.PostingSettings | None = None,
+    settings: PostingSettings | None = None,
 ) -> int:
     """Add one `social_post` row per enabled backend for each postable event in `event_ids`.
 
@@ -60,7 +51,7 @@ def enqueue_posts(
     """
     if not event_ids:
         return 0
-    settings = settings or pol.PostingSettings.from_env()
+    settings = settings or PostingSettings.from_settings(get_settings())
     if not settings.event_types or not settings.backends:
         return 0
     with conn.cursor(row_factory=dict_row) as cur:
@@ -431,286 +422,3 @@ def list_posts(
             {"status": status, "limit": limit},
         )
         return cur.fetchall()
-
-
-# --- the run: reconcile, apply the policy, send, record ----------------------------------------
-
-LOCK_NAMESPACE = 0x5045  # "PE": advisory locks of the posting runs, one per backend
-
-
-def _lock_key(backend: str) -> int:
-    return zlib.crc32(backend.encode()) - (1 << 31)
-
-
-def acquire_backend_lock(conn: psycopg.Connection[Any], backend: str, wait_s: float) -> bool:
-    """Session-level advisory lock: one posting run per backend at a time.
-
-    While we hold it, a row found in `sending` was left by a run that died (its session,
-    and so its lock, is gone): safe to reconcile.
-    """
-    conn.execute(f"SET lock_timeout = '{int(wait_s * 1000)}ms'")
-    try:
-        conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, _lock_key(backend)))
-        conn.commit()
-        return True
-    except psycopg.errors.LockNotAvailable:
-        conn.rollback()
-        return False
-    finally:
-        conn.execute("SET lock_timeout = 0")
-        conn.commit()
-
-
-def release_backend_lock(conn: psycopg.Connection[Any], backend: str) -> None:
-    if conn.closed:
-        return
-    conn.rollback()
-    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, _lock_key(backend)))
-    conn.commit()
-
-
-@dataclass
-class RunSummary:
-    posted: list[int] = field(default_factory=list)
-    duplicates: list[int] = field(default_factory=list)
-    reconciled: list[int] = field(default_factory=list)
-    skipped: dict[int, str] = field(default_factory=dict)
-    deferred: dict[int, datetime] = field(default_factory=dict)
-    failed: dict[int, str] = field(default_factory=dict)
-    locked_out: list[str] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "posted": len(self.posted),
-            "duplicates": len(self.duplicates),
-            "reconciled": len(self.reconciled),
-            "skipped": len(self.skipped),
-            "deferred": len(self.deferred),
-            "failed": len(self.failed),
-        }
-
-
-Hook = Callable[[str, OutboxRow], None]
-AMBIGUOUS_RECHECK = timedelta(minutes=1)
-
-
-def run_outbox(
-    conn: psycopg.Connection[Any],
-    backends: Mapping[str, bk.Backend],
-    *,
-    settings: pol.PostingSettings | None = None,
-    clock: Clock = utcnow,
-    max_rows: int = 200,
-    lock_wait_s: float = 30.0,
-    hook: Hook | None = None,
-) -> RunSummary:
-    """Send what is due, backend by backend, in event order. Every state change commits.
-
-    `conn` must not be in autocommit mode. `hook("sending", row)` runs right after the
-    `sending` mark is committed and before the network call (tests inject crashes there).
-    """
-    settings = settings or pol.PostingSettings.from_env()
-    summary = RunSummary()
-    for name, backend in backends.items():
-        if not acquire_backend_lock(conn, name, lock_wait_s):
-            log.warning("posting: another run holds the %s lock; leaving its rows", name)
-            summary.locked_out.append(name)
-            continue
-        try:
-            _run_backend(conn, name, backend, settings, clock, max_rows, hook, summary)
-        finally:
-            release_backend_lock(conn, name)
-    return summary
-
-
-def _run_backend(
-    conn: psycopg.Connection[Any],
-    name: str,
-    backend: bk.Backend,
-    settings: pol.PostingSettings,
-    clock: Clock,
-    max_rows: int,
-    hook: Hook | None,
-    summary: RunSummary,
-) -> None:
-    now = clock()
-    for row in stuck_sending(conn, name):
-        log.warning("posting: %s post %s was left in `sending`: reconciling", name, row.id)
-        mark_failed(
-            conn,
-            row.id,
-            kind=bk.AMBIGUOUS,
-            error="left in `sending` by an interrupted run",
-            not_before=now,
-            now=now,
-        )
-    for _ in range(max_rows):
-        now = clock()
-        due = due_rows(conn, name, now, limit=1)
-        if not due:
-            return
-        row = due[0]
-        blocked = blocked_until(conn, name, now)
-        if blocked is not None:
-            # the backend said "not now" (429 or unreachable): the rows after wait as well
-            mark_deferred(
-                conn, row.id, until=blocked, reason=f"{name} asked to retry later", now=now
-            )
-            summary.deferred[row.id] = blocked
-            continue
-        if _process(conn, name, backend, row, settings, now, hook, summary) == "stop":
-            return
-
-
-def _process(
-    conn: psycopg.Connection[Any],
-    name: str,
-    backend: bk.Backend,
-    row: OutboxRow,
-    settings: pol.PostingSettings,
-    now: datetime,
-    hook: Hook | None,
-    summary: RunSummary,
-) -> str:
-    request = bk.PostRequest(row.id, name, row.text, row.created_at)
-    maybe_online = False
-    if row.status == "failed" and row.error_kind == bk.AMBIGUOUS:
-        maybe_online = True
-        try:
-            found = backend.lookup(request)
-        except bk.PostError as exc:
-            mark_failed(
-                conn,
-                row.id,
-                kind=bk.AMBIGUOUS,
-                error=f"{row.last_error or 'ambiguous'}; lookup failed: {exc}",
-                not_before=max(exc.retry_at or now, now) + AMBIGUOUS_RECHECK,
-                now=now,
-            )
-            summary.failed[row.id] = f"lookup: {exc}"
-            return "stop"
-        if found.state == bk.POSTED_L:
-            mark_posted(
-                conn,
-                row.id,
-                external_id=found.external_id,
-                now=now,
-                note="reconciled: found on the network",
-            )
-            summary.reconciled.append(row.id)
-            return "next"
-        if found.state == bk.UNKNOWN_L:
-            window = backend.resend_window
-            since = now - (row.sending_at or now)
-            if window is None or since > window:
-                mark_failed(
-                    conn,
-                    row.id,
-                    kind=bk.AMBIGUOUS,
-                    error=(
-                        f"{row.last_error or 'ambiguous'}; cannot tell whether it was posted and "
-                        "a re-send is no longer idempotent: not re-sent. Operator: "
-                        f"`peebot posts skip {row.id}` if it is online, "
-                        f"`peebot posts retry {row.id}` to send it"
-                    ),
-                    not_before=None,
-                    now=now,
-                )
-                summary.failed[row.id] = "ambiguous, needs an operator"
-                return "next"
-        # absent (checked) or unknown but idempotent: go through the normal path
-    if not row.text:
-        mark_skipped(conn, row.id, reason="empty text", now=now)
-        summary.skipped[row.id] = "empty text"
-        return "next"
-    decision = pol.decide(
-        now=now,
-        event_type=row.event.event_type,
-        detected_at=row.event.detected_at,
-        metadata=row.event.metadata,
-        retracted=row.retracted,
-        recent_sends=recent_sends(conn, name, now, exclude=row.id),
-        limits=settings.limits_for(name),
-        settings=settings,
-    )
-    if decision.action == "skip":
-        reason = decision.reason
-        if maybe_online:
-            reason += " (an earlier attempt may have been posted)"
-        mark_skipped(conn, row.id, reason=reason, now=now)
-        summary.skipped[row.id] = reason
-        return "next"
-    if decision.action == "defer":
-        assert decision.until is not None
-        mark_deferred(conn, row.id, until=decision.until, reason=decision.reason, now=now)
-        summary.deferred[row.id] = decision.until
-        return "next"  # every row waiting for the gap gets its not_before in this run
-    if not mark_sending(conn, row.id, now):
-        return "next"
-    attempts = row.attempts + 1
-    if hook is not None:
-        hook("sending", row)
-    try:
-        result = backend.post(request)
-    except bk.PostError as exc:
-        return _record_error(conn, row, exc, attempts, settings, now, summary)
-    except Exception as exc:  # an unexpected failure after `sending`: we cannot know
-        err = bk.PostError(bk.AMBIGUOUS, f"unexpected {type(exc).__name__}: {exc}")
-        return _record_error(conn, row, err, attempts, settings, now, summary)
-    mark_posted(conn, row.id, external_id=result.external_id, now=now)
-    summary.posted.append(row.id)
-    log.info("posting: %s post %s -> %s", name, row.id, result.external_id)
-    return "next"
-
-
-def _record_error(
-    conn: psycopg.Connection[Any],
-    row: OutboxRow,
-    exc: bk.PostError,
-    attempts: int,
-    settings: pol.PostingSettings,
-    now: datetime,
-    summary: RunSummary,
-) -> str:
-    if exc.kind == bk.DUPLICATE:
-        mark_posted(
-            conn, row.id, external_id=exc.external_id, now=now, duplicate=True, note=exc.message
-        )
-        summary.duplicates.append(row.id)
-        return "next"
-    summary.failed[row.id] = str(exc)
-    if exc.kind == bk.PERMANENT:
-        mark_failed(conn, row.id, kind=bk.PERMANENT, error=exc.message, not_before=None, now=now)
-        return "next"
-    give_up = attempts >= settings.max_attempts
-    if exc.kind == bk.RETRY:
-        if give_up:
-            mark_failed(
-                conn,
-                row.id,
-                kind=bk.PERMANENT,
-                error=f"gave up after {attempts} attempts: {exc.message}",
-                not_before=None,
-                now=now,
-            )
-            return "next"
-        retry_at = exc.retry_at or now + (exc.retry_after or pol.retry_backoff(attempts))
-        mark_failed(
-            conn,
-            row.id,
-            kind=bk.RETRY,
-            error=exc.message,
-            not_before=max(retry_at, now + timedelta(seconds=1)),
-            now=now,
-        )
-        return "next"  # the rows after this one are deferred to the same time (blocked_until)
-    # ambiguous: reconciled on a later run (lookup or idempotent re-send), never blindly
-    mark_failed(
-        conn,
-        row.id,
-        kind=bk.AMBIGUOUS,
-        error=exc.message + ("; gave up re-checking" if give_up else ""),
-        not_before=None if give_up else now + AMBIGUOUS_RECHECK,
-        now=now,
-    )
-    return "stop"

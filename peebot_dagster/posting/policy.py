@@ -1,53 +1,23 @@
 """Posting policy: which events post, caps, gaps and skips. Pure functions, no I/O.
 
-`PostingSettings.from_env()` reads the `PEEBOT_POST_*` variables once; everything else here
-takes explicit arguments (the clock included) so a simulated day is a plain loop in a test.
+`PostingSettings` is the policy's view of the `PEEBOT_POST_*` variables (parsed once by
+settings.py); everything here takes explicit arguments (the clock included) so a simulated
+day is a plain loop in a test.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-KNOWN_BACKENDS = ("dry_run", "x", "bluesky", "mastodon")
-DEFAULT_EVENT_TYPES = ("urination", "bulk_transfer")
-DEFAULT_SKIP_FLAGS = ("los", "stale")
-
-
-class SettingsError(ValueError):
-    """A `PEEBOT_POST_*` variable has a value we cannot use."""
-
-
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(p.strip().lower() for p in value.split(",") if p.strip()))
-
-
-def parse_backends(value: str | None) -> tuple[str, ...]:
-    """`PEEBOT_POST_BACKENDS` -> backend names (default `dry_run`); unknown names are an error."""
-    names = _split(value) if value and value.strip() else ("dry_run",)
-    unknown = [n for n in names if n not in KNOWN_BACKENDS]
-    if unknown:
-        raise SettingsError(
-            f"PEEBOT_POST_BACKENDS: unknown backend(s) {', '.join(unknown)} "
-            f"(known: {', '.join(KNOWN_BACKENDS)})"
-        )
-    return names
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
-    if value != value or value < minimum:
-        raise SettingsError(f"{name}: must be >= {minimum:g}, got {raw!r}")
-    return value
+from peebot_dagster.settings import (
+    DEFAULT_POST_EVENT_TYPES,
+    DEFAULT_POST_SKIP_FLAGS,
+    POST_BACKENDS,
+    Settings,
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +29,8 @@ class BackendLimits:
 @dataclass(frozen=True)
 class PostingSettings:
     backends: tuple[str, ...] = ("dry_run",)
-    event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES
-    skip_flags: tuple[str, ...] = DEFAULT_SKIP_FLAGS
+    event_types: tuple[str, ...] = DEFAULT_POST_EVENT_TYPES
+    skip_flags: tuple[str, ...] = DEFAULT_POST_SKIP_FLAGS
     max_age: timedelta = timedelta(hours=2)
     max_attempts: int = 5
     limits: Mapping[str, BackendLimits] = field(default_factory=dict)
@@ -70,31 +40,26 @@ class PostingSettings:
         return self.limits.get(backend, self.default_limits)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> PostingSettings:
-        env = os.environ if env is None else env
-        backends = parse_backends(env.get("PEEBOT_POST_BACKENDS"))
-        types_raw = env.get("PEEBOT_POST_EVENT_TYPES")
-        event_types = _split(types_raw) if types_raw is not None else DEFAULT_EVENT_TYPES
-        flags_raw = env.get("PEEBOT_POST_SKIP_FLAGS")
-        skip_flags = _split(flags_raw) if flags_raw is not None else DEFAULT_SKIP_FLAGS
-        cap = int(_number(env, "PEEBOT_POST_DAILY_CAP", 12))
-        gap = _number(env, "PEEBOT_POST_MIN_GAP_MINUTES", 20)
-        default = BackendLimits(cap, timedelta(minutes=gap))
+    def from_settings(cls, settings: Settings) -> PostingSettings:
+        """The policy as configured; a backend's own cap or gap
+        (`PEEBOT_POST_DAILY_CAP_X`, ...) overrides the common one."""
+        cap, gap = settings.post_daily_cap, settings.post_min_gap_minutes
         limits = {}
-        for name in KNOWN_BACKENDS:
-            suffix = name.upper()
+        for name in POST_BACKENDS:
+            own_cap = getattr(settings, f"post_daily_cap_{name}")
+            own_gap = getattr(settings, f"post_min_gap_minutes_{name}")
             limits[name] = BackendLimits(
-                int(_number(env, f"PEEBOT_POST_DAILY_CAP_{suffix}", cap)),
-                timedelta(minutes=_number(env, f"PEEBOT_POST_MIN_GAP_MINUTES_{suffix}", gap)),
+                cap if own_cap is None else own_cap,
+                timedelta(minutes=gap if own_gap is None else own_gap),
             )
         return cls(
-            backends=backends,
-            event_types=event_types,
-            skip_flags=skip_flags,
-            max_age=timedelta(minutes=_number(env, "PEEBOT_POST_MAX_AGE_MINUTES", 120)),
-            max_attempts=int(_number(env, "PEEBOT_POST_MAX_ATTEMPTS", 5, minimum=1)),
+            backends=settings.post_backends,
+            event_types=settings.post_event_types,
+            skip_flags=settings.post_skip_flags,
+            max_age=timedelta(minutes=settings.post_max_age_minutes),
+            max_attempts=settings.post_max_attempts,
             limits=limits,
-            default_limits=default,
+            default_limits=BackendLimits(cap, timedelta(minutes=gap)),
         )
 
 

@@ -9,8 +9,9 @@ import dagster as dg
 import pytest
 from dagster_testing import TEST_START, load_readings, recording_frame
 
-from peebot_dagster.assets import build_detection_assets, telemetry_reading_spec
-from peebot_dagster.partitions import minute_partitions_def
+from peebot_dagster.defs.detection.assets import build_detection_assets
+from peebot_dagster.defs.detection.partitions import minute_partitions_def
+from peebot_dagster.defs.telemetry import telemetry_reading_spec
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,10 @@ import psycopg
 import pytest
 from dagster_testing import db_resource, event_rows, recording_frame
 
-from peebot_dagster.assets.windows import run_window
+from peebot_dagster.defs.tags import range_tags
 from peebot_dagster.detectors.registry import get_processor
-from peebot_dagster.partitions import MINUTE, partition_key, range_tags
+from peebot_dagster.partitions import MINUTE, partition_key
+from peebot_dagster.windows import run_window
 
 URINE = get_processor("urine_tank")
 

@@ -8,9 +8,10 @@ import dagster as dg
 import psycopg
 from dagster_testing import db_resource, set_ingest_watermark
 
-from peebot_dagster.checks import build_detection_checks, freshness
-from peebot_dagster.jobs import detection_job
-from peebot_dagster.partitions import range_tags
+from peebot_dagster.defs.detection.checks import build_detection_checks, freshness
+from peebot_dagster.defs.detection.jobs import detection_job
+from peebot_dagster.defs.tags import range_tags
+from peebot_dagster.settings import get_settings
 from peebot_dagster.store import SignalState
 
 MINUTE_KEY = "2023-09-19-02:10"  # the slow use starts at 02:10:16
@@ -49,6 +50,7 @@ def test_rate_check_warns_above_the_ceiling(loaded_db, test_assets, instance, mo
         instance=instance,
     )
     monkeypatch.setenv("PEEBOT_MAX_EVENTS_PER_DAY", "urination=2")
+    get_settings.cache_clear()  # settings load once per process; this test changes them
     rate = run_minute(loaded_db, test_assets, instance)[
         ("urine_tank_events", "plausible_event_rate")
     ]
@@ -164,3 +166,20 @@ def test_deployed_jobs_run_in_process(monkeypatch):
 
     assert defs.executor is dg.in_process_executor
     assert defs.resolve_job_def("detection_job").executor_def is dg.in_process_executor
+
+
+def test_every_deployed_job_runs_in_process(monkeypatch):
+    monkeypatch.setenv("PEEBOT_DATABASE_URL", "postgresql://nobody@localhost:1/none")
+    from peebot_dagster.definitions import defs
+
+    names = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+    assert names >= {
+        "detection_job",
+        "live_detection_job",
+        "post_events_job",
+        "daily_summary_job",
+        "instance_cleanup_job",
+        "db_maintenance_job",
+    }
+    for name in names:
+        assert defs.resolve_job_def(name).executor_def is dg.in_process_executor, name

@@ -6,43 +6,47 @@ from datetime import UTC, datetime
 
 import pytest
 
+from peebot_dagster.defs.detection.partitions import minute_partitions, minute_partitions_def
+from peebot_dagster.defs.tags import range_run_key
 from peebot_dagster.partitions import (
     MAX_PARTITIONS,
     PartitionConfigError,
     key_start,
-    minute_partitions,
-    minute_partitions_def,
     partition_key,
     partitions_start,
-    range_run_key,
 )
+from peebot_dagster.settings import Settings, SettingsError
 
 NOW = datetime(2026, 11, 27, 14, 5, 30, tzinfo=UTC)
 
 
+def start_from(environ: dict[str, str]) -> datetime:
+    """The first partition that these variables give, at NOW."""
+    settings = Settings.from_environ(environ)
+    return partitions_start(NOW, settings.partitions_start, settings.partitions_days)
+
+
 def test_default_start_is_recent_and_under_the_limit():
-    start = partitions_start(NOW, {})
+    start = start_from({})
     assert start == datetime(2026, 11, 13, tzinfo=UTC)
     minutes = (NOW - start).total_seconds() // 60
     assert minutes < MAX_PARTITIONS
-    assert partitions_start(NOW, {"PEEBOT_PARTITIONS_DAYS": "3"}) == datetime(
-        2026, 11, 24, tzinfo=UTC
-    )
+    assert start_from({"PEEBOT_PARTITIONS_DAYS": "3"}) == datetime(2026, 11, 24, tzinfo=UTC)
 
 
 def test_explicit_start_and_bad_values():
-    assert partitions_start(NOW, {"PEEBOT_PARTITIONS_START": "2026-11-01"}) == datetime(
+    assert start_from({"PEEBOT_PARTITIONS_START": "2026-11-01"}) == datetime(
         2026, 11, 1, tzinfo=UTC
     )
-    assert partitions_start(NOW, {"PEEBOT_PARTITIONS_START": "2026-11-01-06:30"}) == datetime(
+    assert start_from({"PEEBOT_PARTITIONS_START": "2026-11-01-06:30"}) == datetime(
         2026, 11, 1, 6, 30, tzinfo=UTC
     )
-    with pytest.raises(PartitionConfigError, match="YYYY-MM-DD"):
-        partitions_start(NOW, {"PEEBOT_PARTITIONS_START": "yesterday"})
+    with pytest.raises(SettingsError, match="YYYY-MM-DD"):
+        start_from({"PEEBOT_PARTITIONS_START": "yesterday"})
     with pytest.raises(PartitionConfigError, match="future"):
-        partitions_start(NOW, {"PEEBOT_PARTITIONS_START": "2027-01-01"})
-    with pytest.raises(PartitionConfigError, match="whole number"):
-        partitions_start(NOW, {"PEEBOT_PARTITIONS_DAYS": "two"})
+        start_from({"PEEBOT_PARTITIONS_START": "2027-01-01"})
+    with pytest.raises(SettingsError, match="whole number"):
+        start_from({"PEEBOT_PARTITIONS_DAYS": "two"})
 
 
 def test_keys_and_windows():

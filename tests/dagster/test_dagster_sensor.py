@@ -8,10 +8,9 @@ import dagster as dg
 import pytest
 from dagster_testing import TEST_START, db_resource, set_ingest_watermark
 
-from peebot_dagster.checks import build_detection_checks
-from peebot_dagster.jobs import detection_job
-from peebot_dagster.partitions import RANGE_END_TAG, RANGE_START_TAG, range_tags
-from peebot_dagster.sensors import (
+from peebot_dagster.defs.detection.checks import build_detection_checks
+from peebot_dagster.defs.detection.jobs import detection_job
+from peebot_dagster.defs.detection.sensors import (
     MAX_LOOKAHEAD,
     SensorSettings,
     build_watermark_sensor,
@@ -19,6 +18,9 @@ from peebot_dagster.sensors import (
     plan_runs,
     telemetry_watermark_sensor,
 )
+from peebot_dagster.defs.tags import RANGE_END_TAG, RANGE_START_TAG, range_tags
+from peebot_dagster.detectors.registry import PROCESSORS
+from peebot_dagster.settings import Settings
 
 SETTINGS = SensorSettings(
     interval_seconds=15, initial_minutes=3, max_single_runs=5, range_minutes=120, max_range_runs=3
@@ -160,18 +162,16 @@ def test_range_tags_shape():
 def test_deployed_sensor_defaults():
     assert telemetry_watermark_sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert telemetry_watermark_sensor.minimum_interval_seconds <= 30
-    assert (
-        max(
-            p.lookahead
-            for p in __import__("peebot_dagster.detectors.registry").detectors.registry.PROCESSORS
-        )
-        == MAX_LOOKAHEAD
-    )
+    assert max(p.lookahead for p in PROCESSORS) == MAX_LOOKAHEAD
+
+
+def sensor_settings(environ: dict[str, str]) -> SensorSettings:
+    return SensorSettings.from_settings(Settings.from_environ(environ))
 
 
 def test_settings_from_env_reject_bad_values():
     with pytest.raises(ValueError, match="PEEBOT_SENSOR_INTERVAL_SECONDS"):
-        SensorSettings.from_env({"PEEBOT_SENSOR_INTERVAL_SECONDS": "60"})
+        sensor_settings({"PEEBOT_SENSOR_INTERVAL_SECONDS": "60"})
     with pytest.raises(ValueError, match="PEEBOT_SENSOR_RANGE_MINUTES"):
-        SensorSettings.from_env({"PEEBOT_SENSOR_RANGE_MINUTES": "lots"})
-    assert SensorSettings.from_env({}) == SensorSettings()
+        sensor_settings({"PEEBOT_SENSOR_RANGE_MINUTES": "lots"})
+    assert sensor_settings({}) == SensorSettings()

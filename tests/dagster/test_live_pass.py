@@ -9,13 +9,18 @@ import pandas as pd
 import pytest
 from dagster_testing import db_resource, event_rows, load_readings, set_ingest_watermark
 
-from peebot_dagster.jobs import live_detection_job
-from peebot_dagster.partitions import minute_partitions_def, partition_key, range_tags
-from peebot_dagster.sensors import (
+from peebot_dagster.defs.detection.assets import build_detection_assets
+from peebot_dagster.defs.detection.jobs import live_detection_job
+from peebot_dagster.defs.detection.partitions import minute_partitions_def
+from peebot_dagster.defs.detection.sensors import (
     LiveSettings,
     build_live_sensor,
     plan_live_run,
 )
+from peebot_dagster.defs.tags import range_tags
+from peebot_dagster.defs.telemetry import telemetry_reading_spec
+from peebot_dagster.partitions import partition_key
+from peebot_dagster.settings import Settings
 
 NOW = datetime(2026, 11, 27, 12, 0, 40, tzinfo=UTC)
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -48,10 +53,15 @@ def test_plan_skips_old_or_missing_watermarks_and_clamps_to_the_partitions() -> 
     assert clamped is not None and clamped.first == "2026-11-27-11:59"
 
 
+def live_settings(environ: dict[str, str]) -> LiveSettings:
+    return LiveSettings.from_settings(Settings.from_environ(environ))
+
+
 def test_live_settings_from_env() -> None:
-    assert LiveSettings.from_env({"PEEBOT_LIVE_MINUTES": "4"}).minutes == 4
+    assert live_settings({"PEEBOT_LIVE_MINUTES": "4"}).minutes == 4
     with pytest.raises(ValueError, match="PEEBOT_LIVE_INTERVAL_SECONDS"):
-        LiveSettings.from_env({"PEEBOT_LIVE_INTERVAL_SECONDS": "soon"})
+        live_settings({"PEEBOT_LIVE_INTERVAL_SECONDS": "soon"})
+    assert live_settings({}) == LiveSettings()
 
 
 def _use_frame(start: datetime, hold_s: int) -> pd.DataFrame:
@@ -88,8 +98,6 @@ def test_live_run_finds_a_use_seconds_after_it_and_a_later_run_confirms_it(
         last = partition_key(frame["ts"].max())
         assert request.tags["dagster/asset_partition_range_end"] == last
         first = request.tags["dagster/asset_partition_range_start"]
-
-        from peebot_dagster.assets import build_detection_assets, telemetry_reading_spec
 
         assets = [telemetry_reading_spec(partitions), *build_detection_assets(partitions)]
         job = dg.Definitions(

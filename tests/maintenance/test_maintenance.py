@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import dagster as dg
 import psycopg
 
-from peebot_dagster.maintenance import (
+from peebot_dagster.defs.maintenance import defs
+from peebot_dagster.defs.maintenance.jobs import (
     db_maintenance_job,
-    defs,
     delete_runs_before,
     instance_cleanup_job,
 )

@@ -80,17 +80,19 @@ def run_once(
     clock: Clock,
     **kwargs: Any,
 ) -> Any:
-    from peebot_dagster.posting import outbox, policy
+    from peebot_dagster.posting.policy import PostingSettings
+    from peebot_dagster.posting.sending import run_outbox
 
-    settings = kwargs.pop("settings", None) or policy.PostingSettings(backends=tuple(backends))
+    settings = kwargs.pop("settings", None) or PostingSettings(backends=tuple(backends))
     kwargs.setdefault("lock_wait_s", 2)
-    return outbox.run_outbox(conn, backends, settings=settings, clock=clock, **kwargs)
+    return run_outbox(conn, backends, settings=settings, clock=clock, **kwargs)
 
 
 def enqueue(conn: psycopg.Connection[Any], ids: list[int], *backends: str) -> int:
-    from peebot_dagster.posting import outbox, policy
+    from peebot_dagster.posting.outbox import enqueue_posts
+    from peebot_dagster.posting.policy import PostingSettings
 
-    n = outbox.enqueue_posts(conn, ids, settings=policy.PostingSettings(backends=backends))
+    n = enqueue_posts(conn, ids, settings=PostingSettings(backends=backends))
     conn.commit()
     return n
 

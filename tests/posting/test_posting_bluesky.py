@@ -16,7 +16,8 @@ import psycopg
 import pytest
 from posting_helpers import T0, Clock, add_event, enqueue, fake_jwt, posts, run_once
 
-from peebot_dagster.posting import backends as bk
+from peebot_dagster.posting.backends.base import ABSENT_L, POSTED_L, PostRequest
+from peebot_dagster.posting.backends.bluesky import BlueskyBackend, record_key
 
 DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
 CID = "bafyreib2rxk3rybk3aobmv5cjuql3bm2twh4jo5uxgf5r7dctkhbm6e7wq"
@@ -102,8 +103,8 @@ def pds() -> FakePds:
     return FakePds()
 
 
-def make(pds: FakePds, tmp_path: Path, password: str = PASSWORD) -> bk.BlueskyBackend:
-    return bk.BlueskyBackend(
+def make(pds: FakePds, tmp_path: Path, password: str = PASSWORD) -> BlueskyBackend:
+    return BlueskyBackend(
         "peebot.test",
         password,
         session_file=tmp_path / "bsky.session",
@@ -127,8 +128,8 @@ def test_posts_with_our_record_key_and_persists_the_session(
     run_once(conn, {"bluesky": make(pds, tmp_path)}, Clock(T0 + timedelta(minutes=1)))
     (row,) = posts(conn)
     (rkey,) = pds.records
-    req = bk.PostRequest(row["id"], "bluesky", row["text"], row["created_at"])
-    assert rkey == bk.record_key(req) and len(rkey) == 13
+    req = PostRequest(row["id"], "bluesky", row["text"], row["created_at"])
+    assert rkey == record_key(req) and len(rkey) == 13
     assert pds.records[rkey]["value"]["text"] == row["text"]
     assert (row["status"], row["external_id"]) == (
         "posted",
@@ -140,18 +141,18 @@ def test_posts_with_our_record_key_and_persists_the_session(
     assert pds.logins == 1
     # a new process reuses the saved session: no second login
     again = make(pds, tmp_path)
-    assert again.lookup(req).state == bk.POSTED_L
+    assert again.lookup(req).state == POSTED_L
     assert pds.logins == 1 and "com.atproto.server.getSession" in pds.calls
 
 
 def test_a_dead_saved_session_falls_back_to_login(pds: FakePds, tmp_path: Path) -> None:
     first = make(pds, tmp_path)
-    req = bk.PostRequest(1, "bluesky", "hello", T0)
-    assert first.lookup(req).state == bk.ABSENT_L
+    req = PostRequest(1, "bluesky", "hello", T0)
+    assert first.lookup(req).state == ABSENT_L
     saved = (tmp_path / "bsky.session").read_text()
     pds.reject_token = saved.split(":::")[2]  # the saved access token is now refused
     second = make(pds, tmp_path)
-    assert second.lookup(req).state == bk.ABSENT_L
+    assert second.lookup(req).state == ABSENT_L
     assert pds.logins == 2
     assert (tmp_path / "bsky.session").read_text() != saved
 

@@ -21,7 +21,8 @@ import pytest
 import responses
 from posting_helpers import T0, Clock, add_event, enqueue, posts, run_once
 
-from peebot_dagster.posting import backends as bk
+from peebot_dagster.posting.backends.dry_run import DryRunBackend
+from peebot_dagster.posting.backends.x import XBackend
 
 URL = "https://api.twitter.com/2/tweets"
 
@@ -76,8 +77,8 @@ class FakeX:
         return 201, {}, json.dumps({"data": {"id": tweet_id, "text": text}})
 
 
-def x_backend() -> bk.XBackend:
-    return bk.XBackend("ck", "cs", "at", "ats")
+def x_backend() -> XBackend:
+    return XBackend("ck", "cs", "at", "ats")
 
 
 @pytest.fixture
@@ -140,11 +141,13 @@ CHILD = textwrap.dedent(
     import sys, time
     from datetime import datetime
     import psycopg
-    from peebot_dagster.posting import backends as bk, outbox, policy
+    from peebot_dagster.posting.backends.dry_run import DryRunBackend
+    from peebot_dagster.posting.policy import PostingSettings
+    from peebot_dagster.posting.sending import run_outbox
 
     url, jsonl, marker, stage, now = sys.argv[1:6]
 
-    class Stuck(bk.DryRunBackend):
+    class Stuck(DryRunBackend):
         def post(self, request):
             if stage == "after":
                 super().post(request)
@@ -152,9 +155,9 @@ CHILD = textwrap.dedent(
             time.sleep(600)  # killed here
 
     with psycopg.connect(url) as conn:
-        outbox.run_outbox(
+        run_outbox(
             conn, {"dry_run": Stuck(jsonl)},
-            settings=policy.PostingSettings(backends=("dry_run",)),
+            settings=PostingSettings(backends=("dry_run",)),
             clock=lambda: datetime.fromisoformat(now),
         )
     """
@@ -184,7 +187,7 @@ def test_killed_process_then_reconciled(db_url: str, tmp_path: Path, stage: str)
             assert row["status"] == "sending"
             # while the child lives it holds the backend lock: nobody touches its row
             clock = Clock(now + timedelta(minutes=1))
-            summary = run_once(conn, {"dry_run": bk.DryRunBackend(jsonl)}, clock, lock_wait_s=0.2)
+            summary = run_once(conn, {"dry_run": DryRunBackend(jsonl)}, clock, lock_wait_s=0.2)
             assert summary.locked_out == ["dry_run"]
             assert posts(conn)[0]["status"] == "sending"
     finally:
@@ -193,7 +196,7 @@ def test_killed_process_then_reconciled(db_url: str, tmp_path: Path, stage: str)
     with psycopg.connect(db_url) as conn:
         clock = Clock(now + timedelta(minutes=2))
         for _ in range(2):
-            summary = run_once(conn, {"dry_run": bk.DryRunBackend(jsonl)}, clock)
+            summary = run_once(conn, {"dry_run": DryRunBackend(jsonl)}, clock)
             clock.advance(minutes=1)
         (row,) = posts(conn)
     lines = jsonl.read_text().splitlines()

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from posting_helpers import add_event, enqueue, posts
 
-from peebot_dagster.posting.definitions import defs
-from peebot_dagster.posting.job import post_events_job
-from peebot_dagster.posting.sensor import posting_sensor
+from peebot_dagster.defs.posting import defs
+from peebot_dagster.defs.posting.jobs import post_events_job
+from peebot_dagster.defs.posting.sensors import posting_sensor
 from peebot_dagster.resources import PostgresResource
 
 

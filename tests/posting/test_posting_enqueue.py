@@ -9,13 +9,14 @@ import psycopg
 import pytest
 from posting_helpers import T0, add_event, posts
 
-from peebot_dagster.posting import policy
 from peebot_dagster.posting.outbox import enqueue_posts
+from peebot_dagster.posting.policy import PostingSettings
 from peebot_dagster.posting.render import EventView, render
+from peebot_dagster.settings import SettingsError, get_settings
 
 
-def settings(*backends: str) -> policy.PostingSettings:
-    return policy.PostingSettings(backends=backends or ("dry_run",))
+def settings(*backends: str) -> PostingSettings:
+    return PostingSettings(backends=backends or ("dry_run",))
 
 
 def test_one_row_per_backend_and_event_and_idempotent(db_url: str) -> None:
@@ -101,5 +102,5 @@ def test_unrenderable_event_is_recorded_as_skipped(db_url: str) -> None:
 
 def test_unknown_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PEEBOT_POST_BACKENDS", "x,myspace")
-    with pytest.raises(policy.SettingsError, match="myspace"):
-        policy.PostingSettings.from_env()
+    with pytest.raises(SettingsError, match="myspace"):
+        get_settings()

@@ -14,15 +14,15 @@ import requests
 import responses
 from posting_helpers import T0, Clock, add_event, enqueue, posts, run_once
 
-from peebot_dagster.posting import backends as bk
 from peebot_dagster.posting import outbox
+from peebot_dagster.posting.backends.mastodon import MastodonBackend
 
 BASE = "https://social.example"
 URL = f"{BASE}/api/v1/statuses"
 
 
-def backend() -> bk.MastodonBackend:
-    return bk.MastodonBackend(BASE, "tok-SECRET", timeout=4.0)
+def backend() -> MastodonBackend:
+    return MastodonBackend(BASE, "tok-SECRET", timeout=4.0)
 
 
 def status(sid: str) -> dict[str, Any]:

@@ -9,9 +9,10 @@ import psycopg
 import pytest
 from posting_helpers import T0, Clock, add_event, enqueue, posts, run_once
 
-from peebot_dagster.posting import backends as bk
 from peebot_dagster.posting import policy
+from peebot_dagster.posting.backends.dry_run import DryRunBackend
 from peebot_dagster.posting.policy import BackendLimits, PostingSettings
+from peebot_dagster.settings import Settings, SettingsError
 
 LIMITS = BackendLimits(daily_cap=3, min_gap=timedelta(minutes=20))
 SETTINGS = PostingSettings(max_age=timedelta(minutes=90))
@@ -54,8 +55,12 @@ def test_decisions_and_their_reasons() -> None:
     assert decide(limits=BackendLimits(0, timedelta(0))).reason == "daily cap is 0 for this backend"
 
 
+def posting_settings(environ: dict[str, str]) -> PostingSettings:
+    return PostingSettings.from_settings(Settings.from_environ(environ))
+
+
 def test_settings_from_env() -> None:
-    s = PostingSettings.from_env(
+    s = posting_settings(
         {
             "PEEBOT_POST_BACKENDS": "x, dry_run",
             "PEEBOT_POST_EVENT_TYPES": "urination",
@@ -72,11 +77,11 @@ def test_settings_from_env() -> None:
     assert s.limits_for("mastodon").daily_cap == 40
     assert s.max_age == timedelta(minutes=45) and s.max_attempts == 2
     assert "data_gap" in s.skip_flags
-    d = PostingSettings.from_env({})
+    d = posting_settings({})
     assert d.backends == ("dry_run",) and d.event_types == ("urination", "bulk_transfer")
     assert d.limits_for("x") == BackendLimits(12, timedelta(minutes=20))
-    with pytest.raises(policy.SettingsError, match="PEEBOT_POST_DAILY_CAP"):
-        PostingSettings.from_env({"PEEBOT_POST_DAILY_CAP": "a dozen"})
+    with pytest.raises(SettingsError, match="PEEBOT_POST_DAILY_CAP"):
+        posting_settings({"PEEBOT_POST_DAILY_CAP": "a dozen"})
 
 
 def test_caps_and_gaps_hold_over_a_simulated_day(db_url: str, tmp_path: Any) -> None:
@@ -86,7 +91,7 @@ def test_caps_and_gaps_hold_over_a_simulated_day(db_url: str, tmp_path: Any) -> 
         max_age=timedelta(minutes=60),
         default_limits=BackendLimits(12, timedelta(minutes=20)),
     )
-    backend = bk.DryRunBackend(tmp_path / "posts.jsonl")
+    backend = DryRunBackend(tmp_path / "posts.jsonl")
     clock = Clock(T0)
     end = T0 + timedelta(hours=30)
     next_event = 0

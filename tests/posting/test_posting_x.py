@@ -14,14 +14,17 @@ import responses
 from posting_helpers import T0, Clock, add_event, enqueue, posts, run_once
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from peebot_dagster.posting import backends as bk
+from peebot_dagster.posting.backends.base import MissingCredentials
+from peebot_dagster.posting.backends.registry import build_backends
+from peebot_dagster.posting.backends.x import XBackend
+from peebot_dagster.settings import Settings
 
 URL = "https://api.twitter.com/2/tweets"
 CREDS = ("ck-test-consumer", "cs-SECRET-consumer", "at-test-token", "ats-SECRET-token")
 
 
-def x_backend() -> bk.XBackend:
-    return bk.XBackend(*CREDS, timeout=7.5)
+def x_backend() -> XBackend:
+    return XBackend(*CREDS, timeout=7.5)
 
 
 @pytest.fixture
@@ -209,12 +212,12 @@ def test_ambiguous_5xx_is_reconciled_by_identical_resend(conn: psycopg.Connectio
 
 @responses.activate
 def test_retry_gives_up_after_max_attempts(conn: psycopg.Connection[Any]) -> None:
-    from peebot_dagster.posting import policy
+    from peebot_dagster.posting.policy import PostingSettings
 
     one_event(conn)
     responses.add(responses.POST, URL, body=requests.ConnectTimeout("connect timed out"))
     clock = Clock(T0 + timedelta(minutes=1))
-    settings = policy.PostingSettings(backends=("x",), max_attempts=3)
+    settings = PostingSettings(backends=("x",), max_attempts=3)
     for _ in range(5):
         run_once(conn, {"x": x_backend()}, clock, settings=settings)
         clock.advance(minutes=5)
@@ -233,8 +236,8 @@ def test_missing_credentials_name_the_variables_and_print_no_secret(
         "PEEBOT_X_ACCESS_TOKEN": "",
         "PEEBOT_MASTODON_ACCESS_TOKEN": "SUPERSECRET-2",
     }
-    with pytest.raises(bk.MissingCredentials) as info:
-        bk.build_backends(["dry_run", "x", "mastodon", "bluesky"], env)
+    with pytest.raises(MissingCredentials) as info:
+        build_backends(["dry_run", "x", "mastodon", "bluesky"], Settings.from_environ(env))
     message = str(info.value)
     for name in (
         "PEEBOT_X_ACCESS_TOKEN",
@@ -249,6 +252,6 @@ def test_missing_credentials_name_the_variables_and_print_no_secret(
     for secret in ("SUPERSECRET", "ck-visible"):
         assert secret not in message and secret not in out.out + out.err + caplog.text
     # complete credentials: it starts, and its repr shows no token
-    full = {n: f"SECRET-{n}" for n in bk.XBackend.ENV}
-    built = bk.build_backends(["x"], full)
+    full = {n: f"SECRET-{n}" for n in XBackend.ENV}
+    built = build_backends(["x"], Settings.from_environ(full))
     assert "SECRET" not in repr(built["x"])

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import psycopg
 
-from peebot_dagster.daily import daily_summary, summarize
+from peebot_dagster.defs.summary.assets import daily_summary
 from peebot_dagster.posting.render import EventView
 from peebot_dagster.resources import PostgresResource
+from peebot_dagster.summary import summarize
 
 # a recent day, inside the daily partitions (which start 60 days back)
 DAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=5)

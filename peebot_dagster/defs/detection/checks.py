@@ -4,7 +4,6 @@ a look, not a reason to stop detecting."""
 
 # No `from __future__ import annotations`: Dagster inspects these annotations at runtime.
 
-import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,19 +11,14 @@ from typing import Any
 import dagster as dg
 
 from peebot_dagster import store
-from peebot_dagster.assets.detection import asset_name
+from peebot_dagster.defs.detection.assets import asset_name
+from peebot_dagster.defs.tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from peebot_dagster.detectors.base import Processor
 from peebot_dagster.detectors.registry import PROCESSORS
-from peebot_dagster.partitions import (
-    MINUTE,
-    PARTITION_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    key_start,
-)
+from peebot_dagster.partitions import MINUTE, key_start
 from peebot_dagster.resources import PostgresResource
+from peebot_dagster.settings import get_settings
 
-DEFAULT_MAX_LAG_SECONDS = 120
 # Generous ceilings a day: a crew of 7 visits the toilet maybe 40 times; the UPA cycles a
 # few times a day; the feed can flap but hundreds of LOS a day means a broken feed.
 DEFAULT_MAX_PER_DAY = {
@@ -41,25 +35,9 @@ FALLBACK_MAX_PER_DAY = 200
 DAY = timedelta(days=1)
 
 
-def max_lag_seconds(environ: Mapping[str, str] | None = None) -> float:
-    env = os.environ if environ is None else environ
-    return float(env.get("PEEBOT_FEED_MAX_LAG_SECONDS", str(DEFAULT_MAX_LAG_SECONDS)))
-
-
-def max_per_day(environ: Mapping[str, str] | None = None) -> dict[str, int]:
-    """`PEEBOT_MAX_EVENTS_PER_DAY="urination=40,los=500"` overrides the defaults."""
-    env = os.environ if environ is None else environ
-    limits = dict(DEFAULT_MAX_PER_DAY)
-    text = env.get("PEEBOT_MAX_EVENTS_PER_DAY", "").strip()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        try:
-            limits[name.strip()] = int(value)
-        except ValueError as exc:
-            raise ValueError(
-                f"PEEBOT_MAX_EVENTS_PER_DAY: expected event_type=number, got {part!r}"
-            ) from exc
-    return limits
+def max_per_day(overrides: Mapping[str, int]) -> dict[str, int]:
+    """The ceilings: the defaults, with `PEEBOT_MAX_EVENTS_PER_DAY`'s over them."""
+    return {**DEFAULT_MAX_PER_DAY, **overrides}
 
 
 def run_range(tags: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:
@@ -104,7 +82,9 @@ def build_freshness_check(asset_key: dg.AssetKey) -> dg.AssetChecksDefinition:
         with db.connect(autocommit=True) as conn:
             signal = store.latest_signal(conn)
             watermark = store.ingest_watermark(conn)
-        passed, meta = freshness(signal, watermark, datetime.now(UTC), max_lag_seconds())
+        passed, meta = freshness(
+            signal, watermark, datetime.now(UTC), get_settings().feed_max_lag_seconds
+        )
         return dg.AssetCheckResult(
             passed=passed, severity=dg.AssetCheckSeverity.WARN, metadata=meta
         )
@@ -179,7 +159,7 @@ def build_rate_check(asset_key: dg.AssetKey, processor: Processor) -> dg.AssetCh
         context: dg.AssetCheckExecutionContext, db: PostgresResource
     ) -> dg.AssetCheckResult:
         _, end = run_range(context.run.tags, datetime.now(UTC))
-        limits = max_per_day()
+        limits = max_per_day(get_settings().max_events_per_day)
         with db.connect(autocommit=True) as conn:
             counts = dict(
                 conn.execute(

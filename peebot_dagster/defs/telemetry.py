@@ -1,7 +1,9 @@
 """`telemetry_reading`: written by the ingest daemon, never materialized by Dagster.
 
-An external asset gives the detection assets lineage (and a partition mapping to declare
-their look-back/look-ahead) without Dagster paying two event rows per minute for it.
+An external asset gives the detection and summary assets lineage (and the detection assets
+a partition mapping to declare their look-back/look-ahead) without Dagster paying two event
+rows per minute for it. It shares the detection assets' minute partitions, so the detection
+domain puts it in the code location (defs/detection/__init__.py).
 """
 
 from __future__ import annotations

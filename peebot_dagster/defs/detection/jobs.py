@@ -1,18 +1,22 @@
-"""Jobs: one per thing that needs one."""
+"""The detection jobs: the watermark pass over ended minutes, the live pass over the newest.
+
+Both run in process, as every job of the code location does (its executor, set once in
+peebot_dagster/definitions.py): a minute's work is well under a second, and a subprocess
+per step costs ~1.5 s here.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from peebot_dagster.assets.detection import DETECTION_GROUP
+from peebot_dagster.defs.detection.assets import DETECTION_GROUP
+from peebot_dagster.defs.tags import kind
 
-# All detection assets (and their checks) over one partition or one range. In-process: a
-# minute's work is well under a second, and a subprocess per step costs ~1.5 s here.
+# All detection assets (and their checks) over one partition or one range.
 detection_job = dg.define_asset_job(
     name="detection_job",
     selection=dg.AssetSelection.groups(DETECTION_GROUP),
-    executor_def=dg.in_process_executor,
-    tags={"peebot/kind": "detection"},
+    tags=kind("detection"),
     description="Detect events in minute windows of telemetry_reading (all processors).",
 )
 
@@ -26,7 +30,6 @@ live_detection_job = dg.define_asset_job(
     name="live_detection_job",
     # checks run with the watermark pass; the live pass only detects
     selection=dg.AssetSelection.assets(*LIVE_ASSETS).without_checks(),
-    executor_def=dg.in_process_executor,
-    tags={"peebot/kind": "live"},
+    tags=kind("live"),
     description="Provisional detection over the newest minutes (the live pass).",
 )

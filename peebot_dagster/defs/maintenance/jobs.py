@@ -1,27 +1,22 @@
-"""Instance hygiene for a system that runs a detection every minute, forever.
+"""The maintenance jobs: old Dagster runs deleted, PeeBot's readings kept in bounds.
 
 OSS Dagster keeps runs and their event logs for ever (only ticks have a retention setting in
 dagster.yaml), and PeeBot's own readings need retention (or TimescaleDB's jobs run by hand,
-where its background scheduler does not work). Two scheduled jobs do both.
+where its background scheduler does not work). Two jobs (scheduled in schedules.py) do both.
 """
 
-import os
+# No `from __future__ import annotations`: Dagster reads the ops' annotations at runtime.
+
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from peebot_dagster.defs.tags import kind
 from peebot_dagster.resources import PostgresResource
+from peebot_dagster.settings import get_settings
 
 # Deleting a run with thousands of events takes a while; bound one pass.
 MAX_RUNS_PER_PASS = 2000
-
-
-def run_retention_days() -> int:
-    return int(os.environ.get("PEEBOT_DAGSTER_RUN_RETENTION_DAYS", "7"))
-
-
-def reading_retention_days() -> int:
-    return int(os.environ.get("PEEBOT_RETENTION_DAYS", "30"))
 
 
 def delete_runs_before(instance: dg.DagsterInstance, cutoff: datetime, limit: int) -> int:
@@ -43,7 +38,7 @@ def delete_runs_before(instance: dg.DagsterInstance, cutoff: datetime, limit: in
 
 @dg.op
 def delete_old_runs(context: dg.OpExecutionContext) -> int:
-    days = run_retention_days()
+    days = get_settings().dagster_run_retention_days
     cutoff = datetime.now(UTC) - timedelta(days=days)
     deleted = delete_runs_before(context.instance, cutoff, MAX_RUNS_PER_PASS)
     context.log.info(
@@ -57,7 +52,7 @@ def delete_old_runs(context: dg.OpExecutionContext) -> int:
 def maintain_database(context: dg.OpExecutionContext, db: PostgresResource) -> dict[str, object]:
     """Retention / compression / aggregate refresh: the `peebot_maintain` procedure (sql/0003),
     the same one `peebot db maintain` calls."""
-    days = reading_retention_days()
+    days = get_settings().retention_days
     with db.connect(autocommit=True) as conn:
         row = conn.execute("CALL peebot_maintain(%s, NULL)", (days,)).fetchone()
     result = dict(row[0]) if row else {}
@@ -68,33 +63,11 @@ def maintain_database(context: dg.OpExecutionContext, db: PostgresResource) -> d
     return result
 
 
-@dg.job(tags={"peebot/kind": "maintenance"})
+@dg.job(tags=kind("maintenance"))
 def instance_cleanup_job() -> None:
     delete_old_runs()
 
 
-@dg.job(tags={"peebot/kind": "maintenance"})
+@dg.job(tags=kind("maintenance"))
 def db_maintenance_job() -> None:
     maintain_database()
-
-
-instance_cleanup_schedule = dg.ScheduleDefinition(
-    name="instance_cleanup_schedule",
-    job=instance_cleanup_job,
-    cron_schedule="17 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-
-db_maintenance_schedule = dg.ScheduleDefinition(
-    name="db_maintenance_schedule",
-    job=db_maintenance_job,
-    cron_schedule="7 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-
-defs = dg.Definitions(
-    jobs=[instance_cleanup_job, db_maintenance_job],
-    schedules=[instance_cleanup_schedule, db_maintenance_schedule],
-)

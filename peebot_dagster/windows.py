@@ -1,7 +1,8 @@
 """One detection pass over a window: read it from the database, detect, replace its events.
 
 Used by the detection assets for a minute or a whole range (a backfill is one call, one
-query), and directly by tests and the benchmark.
+query), and directly by tests and the benchmark. No Dagster here: the assets
+(defs/detection/assets.py) turn a `WindowOutcome` into metadata.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -159,65 +160,3 @@ def partition_metadata(outcome: WindowOutcome, keys: list[str]) -> dict[str, dic
             meta["level"] = level
         out[k] = meta
     return out
-
-
-def level_chart_png(
-    frame: pd.DataFrame,
-    item: str,
-    events: list[Event],
-    lo: datetime,
-    hi: datetime,
-    title: str,
-) -> bytes:
-    """A small step chart of `item` over `[lo, hi)` with the events marked (PNG bytes)."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import date2num
-    from matplotlib.figure import Figure
-
-    rows = frame[frame["item_id"] == item]
-    before = rows[rows["ts"] < pd.Timestamp(lo)].tail(1)
-    inside = rows[(rows["ts"] >= pd.Timestamp(lo)) & (rows["ts"] < pd.Timestamp(hi))]
-    xs = [pd.Timestamp(lo), *list(inside["ts"])] if not before.empty else list(inside["ts"])
-    ys = list(before["value"]) + list(inside["value"])
-    if xs:
-        xs.append(pd.Timestamp(hi))
-        ys.append(ys[-1])
-    fig = Figure(figsize=(5, 2.2), dpi=80)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    if xs:
-        ax.step([x.to_pydatetime() for x in xs], ys, where="post", linewidth=1.2)
-    for event in events:
-        t0, t1 = date2num(event.start), date2num(event.end or event.start)
-        ax.axvspan(t0, t1, color="tab:orange", alpha=0.3)
-        ax.axvline(t0, color="tab:orange", linewidth=1)
-    ax.set_title(title, fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.set_xlim(date2num(lo), date2num(hi))
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def event_charts(
-    outcome: WindowOutcome, limit: int, margin: timedelta = timedelta(minutes=10)
-) -> dict[str, bytes]:
-    """One chart per minute that holds an event start (at most `limit`), keyed by minute."""
-    item = level_item(outcome.processor)
-    if item is None or not outcome.events:
-        return {}
-    by_minute: dict[str, list[Event]] = {}
-    for event in outcome.events:
-        by_minute.setdefault(partition_key(event.start), []).append(event)
-    charts: dict[str, bytes] = {}
-    for key in sorted(by_minute)[:limit]:
-        events = by_minute[key]
-        lo = min(e.start for e in events) - margin
-        hi = max(e.end or e.start for e in events) + margin
-        types = ", ".join(sorted({e.event_type for e in events}))
-        charts[key] = level_chart_png(outcome.frame, item, events, lo, hi, f"{item} {key} {types}")
-    return charts

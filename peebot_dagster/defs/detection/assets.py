@@ -11,26 +11,26 @@ range owns. `BackfillPolicy.single_run()`: a backfill of any range is one run an
 
 import base64
 import math
-import os
 from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 
-from peebot_dagster.assets.telemetry import TELEMETRY_READING_KEY
-from peebot_dagster.assets.windows import (
+from peebot_dagster.charts import event_charts
+from peebot_dagster.defs.detection.partitions import minute_partitions
+from peebot_dagster.defs.telemetry import TELEMETRY_READING_KEY
+from peebot_dagster.detectors.base import Processor
+from peebot_dagster.detectors.registry import PROCESSORS
+from peebot_dagster.resources import PostgresResource
+from peebot_dagster.settings import get_settings
+from peebot_dagster.windows import (
     ParamsError,
     WindowOutcome,
-    event_charts,
     level_item,
     partition_metadata,
     run_window,
     with_overrides,
 )
-from peebot_dagster.detectors.base import Processor
-from peebot_dagster.detectors.registry import PROCESSORS
-from peebot_dagster.partitions import minute_partitions
-from peebot_dagster.resources import PostgresResource
 
 # Asset names are nouns; a processor without an entry gets `<name>_events`.
 ASSET_NAMES = {
@@ -45,10 +45,6 @@ PER_MINUTE_METADATA_LIMIT = 60
 
 def asset_name(processor: Processor) -> str:
     return ASSET_NAMES.get(processor.name, f"{processor.name}_events")
-
-
-def max_charts_per_run() -> int:
-    return int(os.environ.get("PEEBOT_CHARTS_PER_RUN", "24"))
 
 
 class DetectionConfig(dg.Config):  # type: ignore[misc]
@@ -135,7 +131,7 @@ def build_detection_asset(
             outcome = run_window(conn, processor, window.start, window.end, params)
         keys = list(context.partition_keys)
         per_minute = partition_metadata(outcome, keys)
-        for key, png in event_charts(outcome, max_charts_per_run()).items():
+        for key, png in event_charts(outcome, get_settings().charts_per_run).items():
             b64 = base64.b64encode(png).decode("ascii")
             chart = dg.MetadataValue.md(f"![level](data:image/png;base64,{b64})")
             per_minute[key] = {**per_minute[key], "chart": chart}

@@ -1,11 +1,16 @@
-"""`post_events_job`: one op that sends what the outbox has due (see outbox.run_outbox)."""
+"""`post_events_job`: one op that sends what the outbox has due (posting/sending.py)."""
+
+# No `from __future__ import annotations`: Dagster reads the op's annotations at runtime.
 
 import dagster as dg
 
-from peebot_dagster.posting import backends as bk
-from peebot_dagster.posting import policy as pol
-from peebot_dagster.posting.outbox import run_outbox
+from peebot_dagster.defs.tags import kind
+from peebot_dagster.posting.backends.base import MissingCredentials
+from peebot_dagster.posting.backends.registry import build_backends
+from peebot_dagster.posting.policy import PostingSettings
+from peebot_dagster.posting.sending import run_outbox
 from peebot_dagster.resources import PostgresResource
+from peebot_dagster.settings import get_settings
 
 
 @dg.op(
@@ -13,17 +18,18 @@ from peebot_dagster.resources import PostgresResource
         "Reconcile rows left in `sending`, apply the posting policy, mark `sending` and commit, "
         "post, record the external id or a classified failure."
     ),
-    tags={"peebot/kind": "posting"},
+    tags=kind("posting"),
 )
 def post_events(context: dg.OpExecutionContext, db: PostgresResource) -> dict[str, int]:
+    settings = get_settings()
+    policy = PostingSettings.from_settings(settings)
     try:
-        settings = pol.PostingSettings.from_env()
-        backends = bk.build_backends(settings.backends)
-    except (pol.SettingsError, bk.MissingCredentials) as exc:
+        backends = build_backends(policy.backends, settings)
+    except MissingCredentials as exc:
         raise dg.Failure(description=str(exc)) from None
     try:
         with db.connect() as conn:
-            summary = run_outbox(conn, backends, settings=settings)
+            summary = run_outbox(conn, backends, settings=policy)
     finally:
         for backend in backends.values():
             backend.close()
@@ -45,8 +51,7 @@ def post_events(context: dg.OpExecutionContext, db: PostgresResource) -> dict[st
 
 
 @dg.job(
-    executor_def=dg.in_process_executor,
-    tags={"peebot/kind": "posting"},
+    tags=kind("posting"),
     description="Send the pending social posts (outbox), exactly once.",
 )
 def post_events_job() -> None:

@@ -1,6 +1,7 @@
-"""The watermark sensor: run detection for minutes the ingest daemon has completed.
+"""The detection sensors: the watermark pass and the live pass (docs/ARCHITECTURE.md,
+"Dagster design").
 
-A minute `[m, m+1)` is complete when ingest's watermark (the newest reading written, ISS
+The watermark sensor runs detection for minutes the ingest daemon has completed. A minute `[m, m+1)` is complete when ingest's watermark (the newest reading written, ISS
 time) has passed `m + 1 min + look-ahead` (the largest look-ahead of the detectors), so every
 processor sees its whole window. The cursor is the last minute requested. A few pending
 minutes become one run each (`run_key` = partition key); after downtime the backlog becomes
@@ -11,32 +12,26 @@ the partitions.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from peebot_dagster import store
+from peebot_dagster.defs.detection.jobs import detection_job, live_detection_job
+from peebot_dagster.defs.detection.partitions import minute_partitions
+from peebot_dagster.defs.tags import RUN_KEY_TAG, range_run_key, range_tags
 from peebot_dagster.detectors.registry import PROCESSORS
-from peebot_dagster.jobs import detection_job, live_detection_job
-from peebot_dagster.partitions import (
-    MINUTE,
-    floor_minute,
-    key_start,
-    minute_partitions,
-    partition_key,
-    range_run_key,
-    range_tags,
-)
+from peebot_dagster.partitions import MINUTE, floor_minute, key_start, partition_key
 from peebot_dagster.resources import PostgresResource
-
-RUN_KEY_TAG = "dagster/run_key"
+from peebot_dagster.settings import Settings, get_settings
 
 
 @dataclass(frozen=True)
 class SensorSettings:
+    """The watermark sensor's shape (`PEEBOT_SENSOR_*`, parsed by settings.py)."""
+
     interval_seconds: int = 15
     initial_minutes: int = 10  # first tick: this many recent complete minutes
     max_single_runs: int = 5  # more pending minutes than this: range runs
@@ -46,34 +41,14 @@ class SensorSettings:
     max_range_runs: int = 4  # range runs per tick (the next tick continues)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> SensorSettings:
-        values = _whole_numbers(cls, "PEEBOT_SENSOR_", environ, minimum={"max_single_runs": 0})
-        if values["interval_seconds"] > 30:
-            raise ValueError("PEEBOT_SENSOR_INTERVAL_SECONDS must be at most 30")
-        return cls(**values)
-
-
-def _whole_numbers(
-    settings: type,
-    prefix: str,
-    environ: Mapping[str, str] | None,
-    minimum: Mapping[str, int] | None = None,
-) -> dict[str, int]:
-    """The int fields of a settings dataclass from `<prefix><FIELD>` variables (at least 1,
-    or the field's `minimum`), with a one-line error naming the variable."""
-    env = os.environ if environ is None else environ
-    values: dict[str, int] = {}
-    for f in fields(settings):
-        var = f"{prefix}{f.name.upper()}"
-        text = env.get(var, str(f.default)).strip()
-        try:
-            values[f.name] = int(text)
-        except ValueError as exc:
-            raise ValueError(f"{var} must be a whole number, not {text!r}") from exc
-        floor = (minimum or {}).get(f.name, 1)
-        if values[f.name] < floor:
-            raise ValueError(f"{var} must be at least {floor}, not {text}")
-    return values
+    def from_settings(cls, settings: Settings) -> SensorSettings:
+        return cls(
+            interval_seconds=settings.sensor_interval_seconds,
+            initial_minutes=settings.sensor_initial_minutes,
+            max_single_runs=settings.sensor_max_single_runs,
+            range_minutes=settings.sensor_range_minutes,
+            max_range_runs=settings.sensor_max_range_runs,
+        )
 
 
 @dataclass(frozen=True)
@@ -157,7 +132,7 @@ def build_watermark_sensor(
     settings: SensorSettings | None = None,
     name: str = "telemetry_watermark_sensor",
 ) -> dg.SensorDefinition:
-    settings = settings or SensorSettings.from_env()
+    settings = settings or SensorSettings.from_settings(get_settings())
     start = partitions_def.start.astimezone(UTC)
 
     @dg.sensor(
@@ -211,7 +186,7 @@ telemetry_watermark_sensor = build_watermark_sensor(detection_job, minute_partit
 # is seen), about 35 s after the first step. The same windows are re-run later by the
 # watermark pass with the full look-ahead; a window owns its events, so that run updates,
 # confirms or withdraws what the live pass found (a posted event is never deleted, only
-# marked retracted).
+# marked retracted: docs/ARCHITECTURE.md, "Window ownership").
 
 LIVE_ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -223,13 +198,19 @@ LIVE_ACTIVE_STATUSES = [
 
 @dataclass(frozen=True)
 class LiveSettings:
+    """The live pass sensor's shape (`PEEBOT_LIVE_*`, parsed by settings.py)."""
+
     interval_seconds: int = 5
     minutes: int = 3  # the newest minutes each live run covers (a use can straddle two)
     max_lag_minutes: int = 60  # older watermarks (catch-up, replays) are the final pass's job
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:
-        return cls(**_whole_numbers(cls, "PEEBOT_LIVE_", environ))
+    def from_settings(cls, settings: Settings) -> LiveSettings:
+        return cls(
+            interval_seconds=settings.live_interval_seconds,
+            minutes=settings.live_minutes,
+            max_lag_minutes=settings.live_max_lag_minutes,
+        )
 
 
 def plan_live_run(
@@ -261,7 +242,7 @@ def build_live_sensor(
     settings: LiveSettings | None = None,
     name: str = "live_detection_sensor",
 ) -> dg.SensorDefinition:
-    settings = settings or LiveSettings.from_env()
+    settings = settings or LiveSettings.from_settings(get_settings())
     start = partitions_def.start.astimezone(UTC)
 
     @dg.sensor(

@@ -5,8 +5,9 @@ never launch twice, while a row that changed (deferred, retried, reconciled) mak
 No launch while a posting run is queued or in progress (it would find the other run's rows).
 """
 
+# No `from __future__ import annotations`: Dagster reads the sensor's annotations at runtime.
+
 import hashlib
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +15,10 @@ from typing import Any
 import dagster as dg
 import psycopg
 
-from peebot_dagster.posting import policy as pol
-from peebot_dagster.posting.job import post_events_job
+from peebot_dagster.defs.posting.jobs import post_events_job
+from peebot_dagster.defs.tags import POSTS_TAG, kind
 from peebot_dagster.resources import PostgresResource
+from peebot_dagster.settings import get_settings
 
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -63,29 +65,26 @@ def _active_runs(context: dg.SensorEvaluationContext) -> int:
 
 @dg.sensor(
     job=post_events_job,
-    minimum_interval_seconds=int(os.environ.get("PEEBOT_POST_SENSOR_INTERVAL_S", "30") or 30),
+    minimum_interval_seconds=get_settings().post_sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launch post_events_job when outbox rows are pending and due.",
 )
 def posting_sensor(
     context: dg.SensorEvaluationContext, db: PostgresResource
 ) -> dg.RunRequest | dg.SkipReason:
-    try:
-        settings = pol.PostingSettings.from_env()
-    except pol.SettingsError as exc:
-        return dg.SkipReason(f"posting is misconfigured: {exc}")
+    backends = get_settings().post_backends
     if _active_runs(context):
         return dg.SkipReason("a posting run is already queued or in progress")
     now = datetime.now(UTC)
     with db.connect() as conn:
-        batch = due_batch(conn, settings.backends, now)
+        batch = due_batch(conn, backends, now)
     if not batch:
-        return dg.SkipReason(f"nothing pending and due for {', '.join(settings.backends)}")
+        return dg.SkipReason(f"nothing pending and due for {', '.join(backends)}")
     ids = [str(r[0]) for r in batch]
     return dg.RunRequest(
         run_key=batch_run_key(batch),
         tags={
-            "peebot/kind": "posting",
-            "peebot/posts": ",".join(ids[:40]) + (",..." if len(ids) > 40 else ""),
+            **kind("posting"),
+            POSTS_TAG: ",".join(ids[:40]) + (",..." if len(ids) > 40 else ""),
         },
     )
