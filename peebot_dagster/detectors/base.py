@@ -31,7 +31,7 @@ import pandas as pd
 
 FRAME_COLUMNS = ("item_id", "ts", "value", "status_class")
 
-# Status.Class of TIME_000001 while the station has signal (DESIGN.md section 2).
+# Status.Class of TIME_000001 while the station has signal (AOS); any other class is LOS.
 AOS_STATUS_CLASS = 24
 
 
@@ -134,7 +134,8 @@ class Event:
 
 
 def event_key(processor: str, item_id: str, start: datetime) -> str:
-    """Deterministic key: processor + item + start (DESIGN.md section 3, `detected_event`)."""
+    """Deterministic key: processor + item + start, unique in `detected_event`, so a re-run
+    window updates its events instead of adding them (docs/ARCHITECTURE.md, "Window ownership")."""
     return f"{processor}:{item_id}:{format_key_time(start)}"
 
 

@@ -1,12 +1,11 @@
 """Loss and acquisition of signal from `TIME_000001`.
 
-ISS Live marks the signal with `TIME_000001`'s Status.Class: 24 is AOS, anything else LOS
-(DESIGN.md section 2). Status.Class alone is not reliable, so the feed also counts as lost
-while `TIME_000001` goes silent: its TimeStamp advances about once a second while the station
-has signal, and a gap longer than `stale_after_s` between two consecutive readings (by their
-TimeStamps) is a stale feed. The frame has no wall clock (ingest time), so this TimeStamp gap
-is the staleness measure a pure detector can use; the ingest daemon's own lag check is the
-live complement.
+ISS Live marks the signal with `TIME_000001`'s Status.Class: 24 is AOS, anything else LOS.
+Status.Class alone is not reliable, so the feed also counts as lost while `TIME_000001` goes
+silent: its TimeStamp advances about once a second while the station has signal, and a gap
+longer than `stale_after_s` between two consecutive readings (by their TimeStamps) is a stale
+feed. The frame has no wall clock (ingest time), so this TimeStamp gap is the staleness
+measure a pure detector can use; the ingest daemon's own lag check is the live complement.
 
 Events:
   `los`  start = first reading with a class other than 24 after signal (reason
@@ -39,9 +38,9 @@ PROCESSOR_NAME = "signal"
 
 @dataclass(frozen=True)
 class SignalParams:
-    # TIME_000001 ticks about once a second with signal; DESIGN.md section 2 calls the feed
-    # stale when it lags by more than ~5 s. 10 s leaves room for batching jitter of a few
-    # seconds without calling every hiccup a LOS.
+    # TIME_000001 ticks about once a second with signal; the ingest daemon calls the feed
+    # stale when it lags the wall clock by more than ~5 s (PEEBOT_STALE_LAG_SECONDS). 10 s
+    # leaves room for batching jitter of a few seconds without calling every hiccup a LOS.
     stale_after_s: float = 10.0
     # A LOS shorter than this (from either source) is reported with reduced confidence:
     # single odd status classes of a few seconds happen around handovers.

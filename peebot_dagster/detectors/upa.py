@@ -1,6 +1,6 @@
 """Urine processor (UPA) cycles from `NODE3000004`, with the drain they cause in the tank.
 
-NODE3000004 codes (DESIGN.md section 2): 2 STOP, 4 SHUTDOWN, 8 MAINTENANCE, 16 NORMAL
+NODE3000004 codes (the ISS Live catalogue, peebot_iss/data): 2 STOP, 4 SHUTDOWN, 8 MAINTENANCE, 16 NORMAL
 (processing), 32 STANDBY, 64 IDLE, 128 SYSTEM INITIALIZED. A cycle starts when the state
 becomes 16 and stops when it leaves 16. The first reading of the frame is the carried-forward
 state, not a change. The drain rate is the least-squares slope of the urine tank level

@@ -97,6 +97,8 @@ class Backend:
     """The interface. `post` raises `PostError`; `lookup` checks a post by its key."""
 
     name: ClassVar[str] = "?"
+    # The variables holding its credentials, named in MissingCredentials (never their values).
+    ENV: ClassVar[tuple[str, ...]] = ()
     # How long after the first attempt an unverified re-send is still safe (idempotent).
     resend_window: ClassVar[timedelta | None] = None
 

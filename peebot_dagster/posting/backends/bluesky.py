@@ -46,9 +46,9 @@ def record_key(request: PostRequest) -> str:
 
 
 def classify_bluesky_error(exc: BaseException, now: datetime) -> PostError:
-    from atproto_client import exceptions as ax
+    from atproto_client import exceptions
 
-    if isinstance(exc, ax.RateLimitExceededError):
+    if isinstance(exc, exceptions.RateLimitExceededError):
         after = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
         return PostError(
             RETRY,
@@ -56,20 +56,20 @@ def classify_bluesky_error(exc: BaseException, now: datetime) -> PostError:
             retry_at=exc.reset_at,
             retry_after=after or timedelta(minutes=5),
         )
-    if isinstance(exc, ax.InvokeTimeoutError):
+    if isinstance(exc, exceptions.InvokeTimeoutError):
         return PostError(AMBIGUOUS, "Bluesky did not answer in time")
-    if isinstance(exc, ax.NetworkError):
+    if isinstance(exc, exceptions.NetworkError):
         status = exc.response.status_code if exc.response is not None else None
         if status is None:
             return PostError(
                 AMBIGUOUS, f"Bluesky connection failed: {type(exc.__cause__).__name__}"
             )
         return PostError(AMBIGUOUS, f"Bluesky HTTP {status}")
-    if isinstance(exc, ax.UnauthorizedError):
+    if isinstance(exc, exceptions.UnauthorizedError):
         return PostError(PERMANENT, "Bluesky refused the credentials (401/403)")
-    if isinstance(exc, ax.BadRequestError):
+    if isinstance(exc, exceptions.BadRequestError):
         return PostError(PERMANENT, f"Bluesky rejected the post: {exc}")
-    if isinstance(exc, ax.RequestException):
+    if isinstance(exc, exceptions.RequestException):
         status = exc.response.status_code if exc.response is not None else 0
         if status >= 500:
             return PostError(AMBIGUOUS, f"Bluesky server error {status}")
@@ -133,7 +133,7 @@ class BlueskyBackend(Backend):
         if self._client is not None:
             return self._client
         from atproto import Client
-        from atproto_client import exceptions as ax
+        from atproto_client import exceptions
         from atproto_client.request import Request
 
         kwargs: dict[str, Any] = {"timeout": self._timeout}
@@ -148,7 +148,7 @@ class BlueskyBackend(Backend):
                     client.login(session_string=saved, fetch_bsky_profile=False)
                     # a cheap authenticated call: a dead session fails here, not mid-post
                     client.com.atproto.server.get_session()
-                except (ax.UnauthorizedError, ax.BadRequestError, ValueError):
+                except (exceptions.UnauthorizedError, exceptions.BadRequestError, ValueError):
                     log.info("bluesky: saved session rejected, logging in again")
                     client = Client(self._base_url, request=Request(**kwargs))
                     client.on_session_change(self._save_session)
@@ -163,12 +163,12 @@ class BlueskyBackend(Backend):
         return client
 
     def lookup(self, request: PostRequest) -> Lookup:
-        from atproto_client import exceptions as ax
+        from atproto_client import exceptions
 
         client = self._connect()
         try:
             rec = client.app.bsky.feed.post.get(self._did, record_key(request))
-        except ax.BadRequestError as exc:
+        except exceptions.BadRequestError as exc:
             content = exc.response.content if exc.response is not None else None
             if (
                 getattr(content, "error", None) == "RecordNotFound"
@@ -181,8 +181,7 @@ class BlueskyBackend(Backend):
         return Lookup(POSTED_L, rec.uri)
 
     def post(self, request: PostRequest) -> PostResult:
-        from atproto_client import exceptions as ax
-        from atproto_client import models
+        from atproto_client import exceptions, models
 
         client = self._connect()
         rkey = record_key(request)
@@ -196,7 +195,11 @@ class BlueskyBackend(Backend):
         )
         try:
             resp = client.app.bsky.feed.post.create(self._did, record, rkey=rkey)
-        except (ax.BadRequestError, ax.NetworkError, ax.RequestException) as exc:
+        except (
+            exceptions.BadRequestError,
+            exceptions.NetworkError,
+            exceptions.RequestException,
+        ) as exc:
             status = exc.response.status_code if exc.response is not None else None
             if status in (400, 409):
                 # a record with our key may already exist (an earlier attempt got through)

@@ -20,24 +20,24 @@ from peebot_dagster.settings import Settings
 
 
 def classify_mastodon_error(exc: BaseException, now: datetime, reset: Any = None) -> PostError:
-    import mastodon as m
+    import mastodon
 
-    if isinstance(exc, m.MastodonRatelimitError):
+    if isinstance(exc, mastodon.MastodonRatelimitError):
         retry_at = None
         if isinstance(reset, int | float) and reset > 0:
             retry_at = datetime.fromtimestamp(reset, UTC)
         return PostError(
             RETRY, "Mastodon rate limit", retry_at=retry_at, retry_after=timedelta(minutes=5)
         )
-    if isinstance(exc, m.MastodonNetworkError):
+    if isinstance(exc, mastodon.MastodonNetworkError):
         # covers connect failures and read timeouts; with the idempotency key a re-send
         # within the hour is safe, so the outbox reconciles it that way
         return PostError(AMBIGUOUS, f"Mastodon network error: {type(exc).__name__}")
-    if isinstance(exc, m.MastodonServerError):
+    if isinstance(exc, mastodon.MastodonServerError):
         return PostError(AMBIGUOUS, f"Mastodon server error {_mastodon_status(exc)}")
-    if isinstance(exc, m.MastodonUnauthorizedError):
+    if isinstance(exc, mastodon.MastodonUnauthorizedError):
         return PostError(PERMANENT, "Mastodon 401: check PEEBOT_MASTODON_ACCESS_TOKEN")
-    if isinstance(exc, m.MastodonAPIError):
+    if isinstance(exc, mastodon.MastodonAPIError):
         status = _mastodon_status(exc)
         detail = exc.args[3] if len(exc.args) > 3 and exc.args[3] else ""
         if status == 429:
