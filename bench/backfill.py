@@ -11,9 +11,11 @@
    processor, no Dagster): the time in detection.
 4. The same day as ONE run of `detection_job` over the 1,440-minute range (range tags, every
    detection asset has `BackfillPolicy.single_run()`), in-process against a Dagster instance
-   on PostgreSQL built from the project's peebot/config/dagster.yaml in a temporary DAGSTER_HOME: the
-   whole-run time including Dagster's bookkeeping (planned + materialization events for
-   4 x 1,440 partitions, the checks). The events must equal the baseline's.
+   on PostgreSQL built from the project's dagster.yaml (peebot/config/) in a temporary
+   DAGSTER_HOME, with DAGSTER_EVENT_BATCH_SIZE=1000 unless set (what `peebot up` gives its
+   Dagster processes): the whole-run time including Dagster's bookkeeping (planned +
+   materialization events for 4 x 1,440 partitions, the checks). The events must equal the
+   baseline's.
 5. Re-materializes one minute from the command line
    (`dagster asset materialize --partition ...`), timed end to end (process start, code load,
    run, storage).

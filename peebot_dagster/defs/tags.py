@@ -1,6 +1,6 @@
 """Run tags and run keys of PeeBot's runs, named once.
 
-`KIND_TAG` sorts runs for the instance's concurrency limits (dagster.yaml,
+`KIND_TAG` sorts runs for the instance's concurrency limits (peebot/config/dagster.yaml,
 `tag_concurrency_limits`, which spells the same key). The range and partition tags are
 Dagster's own: a run carrying both range tags covers that range of minute partitions.
 """

@@ -1,5 +1,5 @@
 """The detection sensors: the watermark pass and the live pass (docs/ARCHITECTURE.md,
-"Dagster design").
+"Watermark pass and live pass").
 
 The watermark sensor runs detection for minutes the ingest daemon has completed. A minute `[m, m+1)` is complete when ingest's watermark (the newest reading written, ISS
 time) has passed `m + 1 min + look-ahead` (the largest look-ahead of the detectors), so every
