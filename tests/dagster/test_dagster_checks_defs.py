@@ -11,7 +11,6 @@ from dagster_testing import db_resource, set_ingest_watermark
 from peebot_dagster.defs.detection.checks import build_detection_checks, freshness
 from peebot_dagster.defs.detection.jobs import detection_job
 from peebot_dagster.defs.tags import range_tags
-from peebot_dagster.settings import get_settings
 from peebot_dagster.store import SignalState
 
 MINUTE_KEY = "2023-09-19-02:10"  # the slow use starts at 02:10:16
@@ -50,7 +49,6 @@ def test_rate_check_warns_above_the_ceiling(loaded_db, test_assets, instance, mo
         instance=instance,
     )
     monkeypatch.setenv("PEEBOT_MAX_EVENTS_PER_DAY", "urination=2")
-    get_settings.cache_clear()  # settings load once per process; this test changes them
     rate = run_minute(loaded_db, test_assets, instance)[
         ("urine_tank_events", "plausible_event_rate")
     ]

@@ -69,7 +69,8 @@ def test_loaded_once_from_the_environment_and_dotenv(
     monkeypatch.setenv("PEEBOT_CHARTS_PER_RUN", "5")  # the environment wins over .env
     settings = get_settings()
     assert (settings.live_minutes, settings.charts_per_run) == (7, 5)
-    monkeypatch.setenv("PEEBOT_CHARTS_PER_RUN", "9")
+    # a change behind its back (monkeypatch.setenv would also clear the cache: tests/conftest.py)
+    monkeypatch.setitem(os.environ, "PEEBOT_CHARTS_PER_RUN", "9")
     assert get_settings() is settings  # loaded once
     get_settings.cache_clear()
     assert get_settings().charts_per_run == 9
