@@ -63,7 +63,8 @@ def _post_with_the_dry_run(
 ) -> Any:
     """The posting job's own path: enqueue in the outbox, then one run of the dry run."""
     from peebot_dagster.posting import outbox, policy
-    from peebot_dagster.posting.backends import DryRunBackend
+    from peebot_dagster.posting.backends.dry_run import DryRunBackend
+    from peebot_dagster.posting.sending import run_outbox
 
     settings = policy.PostingSettings(
         backends=("dry_run",),
@@ -73,7 +74,7 @@ def _post_with_the_dry_run(
     with database.connect(url) as conn:
         assert outbox.enqueue_posts(conn, event_ids, settings=settings) == len(event_ids)
         conn.commit()
-        return outbox.run_outbox(
+        return run_outbox(
             conn, {"dry_run": DryRunBackend(posts_file)}, settings=settings, lock_wait_s=5
         )
 
