@@ -28,12 +28,21 @@ log = logging.getLogger("peebot.ingest.writer")
 
 @dataclass
 class WriterConfig:
-    # a batch commits at this many entries or this age, whichever first; live, the age
-    # decides (a few hundred updates a second); under a backlog, bigger batches spend less
-    # of the time waiting for the server to finish a batch (bench/ingest.py run with
-    # 5,000 instead gave a writer / COPY ratio of 0.57, against 0.69 with 20,000)
+    # a batch commits at this many entries, whichever of the ages below comes first; under
+    # a backlog, bigger batches spend less of the time waiting for the server to finish a
+    # batch (bench/ingest.py run with 5,000 instead gave a writer / COPY ratio of 0.57,
+    # against 0.69 with 20,000)
     batch_rows: int = 20_000
-    batch_seconds: float = 0.2
+    # while the writer keeps up (its input drained), a batch commits at this age at the
+    # latest, and as soon as the input is drained once `idle_commit_seconds` have passed
+    # since the previous commit (0: off): receipt to commit then takes about half that gap
+    # plus the commit. bench/ingest.py part (3), 1,000 updates/s: p99 218 ms with a fixed
+    # 0.2 s age; see the README, "Ingest performance", for the figures with these
+    batch_seconds: float = 0.05
+    idle_commit_seconds: float = 0.02
+    # with more input waiting (a backlog), only size or this age commits a batch, so a
+    # backlog is written in big batches
+    backlog_seconds: float = 1.0
     memory_rows: int = 50_000
     retry_initial: float = 0.2
     retry_max: float = 5.0
@@ -74,6 +83,7 @@ class BufferedWriter:
         self.db_up: bool | None = None
         self.last_error = ""
         self._oldest_at: float | None = None  # monotonic time the oldest pending entry arrived
+        self._last_commit = -float("inf")  # monotonic time of the previous commit
         self._next_try = 0.0
         self._delay = self.config.retry_initial
         self._stream: StreamedBatch | None = None
@@ -102,34 +112,48 @@ class BufferedWriter:
 
     # -- flushing ---------------------------------------------------------------------------
 
-    def due(self) -> bool:
+    def due(self, more_waiting: bool = False) -> bool:
+        """A batch is due: by size; by age (`batch_seconds`, or `backlog_seconds` with
+        `more_waiting`); or, with the input drained (not `more_waiting`), once
+        `idle_commit_seconds` have passed since the previous commit."""
         if not self.pending and not self.journal.entries:
             return False
         if self.clock() < self._next_try:
             return False
         if self.journal.entries or len(self.pending) >= self.config.batch_rows:
             return True
-        return self._oldest_at is not None and (
-            self.clock() - self._oldest_at >= self.config.batch_seconds
-        )
+        return self._age_due(self.clock(), more_waiting) <= 0.0
+
+    def _age_due(self, now: float, more_waiting: bool) -> float:
+        """Seconds until the pending entries are due by age (<= 0: due now)."""
+        if self._oldest_at is None:
+            return 0.0
+        if more_waiting:
+            return self._oldest_at + self.config.backlog_seconds - now
+        by_age = self._oldest_at + self.config.batch_seconds - now
+        gap = self.config.idle_commit_seconds
+        if gap > 0:
+            return min(by_age, self._last_commit + gap - now)
+        return by_age
 
     def seconds_until_due(self) -> float:
-        """How long the caller may block waiting for input before a flush is due."""
+        """How long the caller may block waiting for input before a flush is due (with its
+        input drained, as it is while it blocks)."""
         now = self.clock()
         if now < self._next_try:
             return self._next_try - now
         if not self.pending and not self.journal.entries:
             return self.config.batch_seconds
-        if self._oldest_at is None:
+        if self.journal.entries:
             return 0.0
-        return max(0.0, self._oldest_at + self.config.batch_seconds - now)
+        return max(0.0, self._age_due(now, more_waiting=False))
 
-    def maybe_flush(self) -> bool:
+    def maybe_flush(self, more_waiting: bool = False) -> bool:
         """Write what is due (else send a backlog ahead); False if the database was
-        unavailable."""
-        if not self.due():
+        unavailable. `more_waiting`: the caller has more input queued (a backlog)."""
+        if not self.due(more_waiting):
             return self._send_ahead()
-        return self.flush(full=False)
+        return self.flush(full=False, more_waiting=more_waiting)
 
     def _send_ahead(self) -> bool:
         rows = self.config.stream_rows
@@ -164,7 +188,7 @@ class BufferedWriter:
             self.journal.append(chunk)
             self.counters.spilled += len(chunk)
 
-    def flush(self, full: bool = True) -> bool:
+    def flush(self, full: bool = True, more_waiting: bool = False) -> bool:
         """Write the journal, then memory. `full=False` leaves a partial last batch in memory
         unless it is old enough. False if the database was unavailable (nothing lost)."""
         try:
@@ -180,11 +204,9 @@ class BufferedWriter:
                     self.counters.journal_replayed += len(chunk)
                 self.journal.remove(segment)
             while self.pending:
-                if not full and len(self.pending) < self.config.batch_rows:
-                    oldest = self._oldest_at
-                    age = 0.0 if oldest is None else self.clock() - oldest
-                    if age < self.config.batch_seconds:
-                        break
+                partial = len(self.pending) < self.config.batch_rows
+                if not full and partial and self._age_due(self.clock(), more_waiting) > 0.0:
+                    break
                 n = min(len(self.pending), self.config.batch_rows)
                 chunk = list(islice(self.pending, n))
                 self._write(chunk)
@@ -211,6 +233,7 @@ class BufferedWriter:
                 batch.add(entry)
             result = self.sink.write(batch)
         self.counters.count(result)
+        self._last_commit = self.clock()
         if self.on_commit is not None:
             self.on_commit(batch, result)
 

@@ -78,6 +78,8 @@ class DaemonConfig:
             writer=WriterConfig(
                 batch_rows=s.ingest_batch_rows,
                 batch_seconds=s.ingest_batch_seconds,
+                idle_commit_seconds=s.ingest_idle_commit_seconds,
+                backlog_seconds=s.ingest_backlog_seconds,
                 memory_rows=s.ingest_memory_rows,
             ),
             signal=SignalConfig(
@@ -226,7 +228,8 @@ class IngestDaemon:
                 for t in self.state.tick(now):
                     self._log_signal(t)
                     writer.add(t)
-                writer.maybe_flush()
+                # input still waiting: a backlog, committed by size; drained: by a short age
+                writer.maybe_flush(more_waiting=not q.empty())
                 if time.monotonic() - self._last_summary >= self.config.summary_seconds:
                     self._summary()
                 if self._drain.is_set() and q.empty():

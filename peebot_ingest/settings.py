@@ -77,7 +77,16 @@ class Settings(BaseSettings):
     ingest_batch_rows: int = Field(
         default=20_000, description="A batch commits at this many entries."
     )
-    ingest_batch_seconds: float = Field(default=0.2, description="... or at this age.")
+    ingest_batch_seconds: float = Field(
+        default=0.05, description="... or at this age while the writer keeps up."
+    )
+    ingest_idle_commit_seconds: float = Field(
+        default=0.02,
+        description="... or, the input drained, this long after the previous commit (0: off).",
+    )
+    ingest_backlog_seconds: float = Field(
+        default=1.0, description="... or, under a backlog, at this age (else only by size)."
+    )
     ingest_memory_rows: int = Field(
         default=50_000, description="Entries kept in memory while the database is away."
     )

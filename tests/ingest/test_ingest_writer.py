@@ -225,24 +225,26 @@ def test_a_backlog_is_sent_ahead_and_committed_when_due(db_url: str, tmp_path: P
     writer = BufferedWriter(
         DatabaseSink(db_url),
         Journal(tmp_path / "journal"),
-        WriterConfig(batch_rows=1000, batch_seconds=1.0, stream_rows=300),
+        WriterConfig(batch_rows=1000, backlog_seconds=1.0, stream_rows=300),
         on_commit=lambda b, r: batches.append(r.written),
         clock=clock,
     )
     readings = _readings(2500)
     bad = Rejection("feed", "NODE3000005", "Value 'x' is not a number", {"v": "x"}, 1.0)
     writer.extend(readings[:250])
-    assert writer.maybe_flush() and writer._stream is None  # under stream_rows: nothing sent
+    # under stream_rows: nothing sent
+    assert writer.maybe_flush(more_waiting=True) and writer._stream is None
     writer.add(bad)
     writer.extend(readings[250:700])
-    assert writer.maybe_flush()
+    assert writer.maybe_flush(more_waiting=True)
     assert writer._streamed == 701  # sent ahead, in order, the rejection with them
     assert _rows(db_url) == []  # not committed: nothing visible yet
     writer.extend(readings[700:2500])
-    assert writer.maybe_flush()  # 2501 pending >= batch_rows: due; two batches commit
+    # 2501 pending >= batch_rows: due; two batches commit
+    assert writer.maybe_flush(more_waiting=True)
     assert batches == [999, 1000] and len(_rows(db_url)) == 1999
     clock.now = 2.0  # the rest is old enough
-    assert writer.maybe_flush()
+    assert writer.maybe_flush(more_waiting=True)
     assert batches == [999, 1000, 501]
     rows = _rows(db_url)
     assert sorted(r[4] for r in rows) == sorted(r.event_uuid for r in readings)
@@ -256,12 +258,12 @@ def test_database_lost_while_sending_ahead_loses_nothing(db_url: str, tmp_path: 
     writer = BufferedWriter(
         sink,
         Journal(tmp_path / "journal"),
-        WriterConfig(batch_rows=1000, batch_seconds=1.0, stream_rows=200, memory_rows=1500),
+        WriterConfig(batch_rows=1000, backlog_seconds=1.0, stream_rows=200, memory_rows=1500),
         clock=clock,
     )
     readings = _readings(3000)
     writer.extend(readings[:600])
-    assert writer.maybe_flush() and writer._streamed == 600
+    assert writer.maybe_flush(more_waiting=True) and writer._streamed == 600
     pid = sink.conn.info.backend_pid  # type: ignore[union-attr]
     with psycopg.connect(db_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
@@ -270,10 +272,10 @@ def test_database_lost_while_sending_ahead_loses_nothing(db_url: str, tmp_path: 
             assert time.monotonic() < deadline
             time.sleep(0.02)
     writer.extend(readings[600:900])
-    ok = writer.maybe_flush()
+    ok = writer.maybe_flush(more_waiting=True)
     if ok:  # the lost connection did not surface while sending: it does at the commit
         clock.now += 2.0
-        ok = writer.maybe_flush()
+        ok = writer.maybe_flush(more_waiting=True)
     assert ok is False  # the open batch is dropped, nothing of it committed
     assert writer.db_up is False and writer._stream is None
     assert len(writer.pending) == 900
@@ -359,3 +361,46 @@ def test_journal_taken_up_after_a_crash_writes_nothing_twice(
     assert last.counters.journal_replayed == 0 and _counts(db_url) == after
     assert after == (370, expected[1] + 3, expected[2] + 2)
     assert not Journal(journal_dir).segments()
+
+
+def test_commits_by_a_short_age_when_drained_and_by_size_under_a_backlog(
+    db_url: str, tmp_path: Path
+) -> None:
+    clock = _Clock()
+    clock.now = 100.0
+    batches: list[int] = []
+    writer = BufferedWriter(
+        DatabaseSink(db_url),
+        Journal(tmp_path / "journal"),
+        WriterConfig(
+            batch_rows=1000,
+            batch_seconds=0.05,
+            idle_commit_seconds=0.02,
+            backlog_seconds=1.0,
+            stream_rows=0,
+        ),
+        on_commit=lambda b, r: batches.append(r.written),
+        clock=clock,
+    )
+    readings = _readings(1300)
+    writer.add(readings[0])
+    assert writer.maybe_flush()  # drained, no commit for a while: commits at once
+    assert batches == [1]
+    clock.now = 100.005
+    writer.add(readings[1])
+    assert writer.maybe_flush() and batches == [1]  # 5 ms since the last commit: waits
+    assert writer.seconds_until_due() == pytest.approx(0.015)
+    clock.now = 100.02
+    assert writer.maybe_flush() and batches == [1, 1]  # the idle gap has passed
+    # more input waiting (a backlog): neither the idle gap nor the short age commits
+    writer.extend(readings[2:502])
+    clock.now = 100.9
+    assert writer.maybe_flush(more_waiting=True) and batches == [1, 1]
+    writer.extend(readings[502:1300])  # 1,298 pending: a full batch by size
+    assert writer.maybe_flush(more_waiting=True) and batches == [1, 1, 1000]
+    clock.now = 101.5  # the rest, 298, is not yet a second old ...
+    assert writer.maybe_flush(more_waiting=True) and batches == [1, 1, 1000]
+    clock.now = 101.91  # ... and now it is
+    assert writer.maybe_flush(more_waiting=True) and batches == [1, 1, 1000, 298]
+    assert writer.counters.written == 1300 and len(_rows(db_url)) == 1300
+    assert writer.close()
