@@ -60,7 +60,7 @@ from peebot_ingest.validate import Validator  # noqa: E402
 from peebot_ingest.years import YearTracker  # noqa: E402
 from peebot_iss.catalog import load_catalog  # noqa: E402
 from peebot_iss.timestamps import format_timestamp  # noqa: E402
-from tests.support.tlcp_harness import free_port, run_server_subprocess  # noqa: E402
+from tests.support.tlcp_harness import free_port, port_open, run_server_subprocess  # noqa: E402
 
 BATCH = 1000  # updates validated at once (the daemon drains its queue this many at a time)
 # the daemon's commit policy before issue 17: every batch commits at 0.2 s, backlog or not
@@ -69,6 +69,8 @@ FIXED_AGE = {
     "PEEBOT_INGEST_IDLE_COMMIT_SECONDS": "0",
     "PEEBOT_INGEST_BACKLOG_SECONDS": "0.2",
 }
+# the feed client on a thread of the daemon's, as before issue 17
+CLIENT_THREAD = {"PEEBOT_FEED_PROCESS": "off"}
 COLUMNS = "channel_id, ts, value, calibrated_data, status_class, event_id, ingested_at, metadata"
 
 
@@ -328,6 +330,78 @@ class Daemon:
         return finals[-1] if finals else {}
 
 
+@contextlib.contextmanager
+def firehose_server(port: int, count: int, n_items: int) -> Iterator[None]:
+    """bench/firehose.py: the simulator's TLCP server sending the counter unpaced."""
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "firehose.py"), "--port", str(port),
+         "--count", str(count), "--items", str(n_items)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("bench/firehose.py did not start")
+            time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def bare_client(count: int, n_items: int, firehose: bool) -> dict[str, Any]:
+    """The ceiling: the Lightstreamer client alone, its listener only reading each update
+    (item, fields, snapshot flag) and counting, against the same server."""
+    from lightstreamer.client import LightstreamerClient, Subscription, SubscriptionListener
+
+    from peebot_iss.catalog import FIELDS
+
+    port = free_port()
+    seen = [0]
+
+    class Counting(SubscriptionListener):  # type: ignore[misc]
+        def onItemUpdate(self, update: Any) -> None:
+            update.getItemName()
+            update.getFields()
+            update.isSnapshot()
+            seen[0] += 1
+
+    client = LightstreamerClient(f"http://127.0.0.1:{port}", "ISSLIVE")
+    opts = client.connectionOptions
+    opts.setRetryDelay(1000)
+    opts.setFirstRetryMaxDelay(100)
+    sub = Subscription("MERGE", [c.item_id for c in load_catalog()], list(FIELDS))
+    sub.setRequestedSnapshot("yes")
+    sub.addListener(Counting())
+    client.subscribe(sub)
+    client.connect()
+    args = ["--script", "counter", "--items", str(n_items), "--rate", "20000",
+            "--count", str(count), "--keepalive-ms", "1000"]  # fmt: skip
+    server = (
+        firehose_server(port, count, n_items)
+        if firehose
+        else run_server_subprocess(args, port=port, env={"PYTHONPATH": str(REPO)})
+    )
+    points: list[tuple[float, int]] = []
+    with server:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            points.append((time.monotonic(), seen[0]))
+            if seen[0] >= count or (len(points) > 8 and points[-8][1] == seen[0] > 0):
+                break
+    client.disconnect()
+    # first to last change of the count
+    moving = [(t, n) for t, n in points if n > 0]
+    last = max(n for _, n in moving) if moving else 0
+    t_end = next((t for t, n in moving if n == last), 0.0)
+    span = t_end - moving[0][0] if moving else 0.0
+    rate = (last - moving[0][1]) / span if span > 0 else float("nan")
+    return {"received": seen[0], "rps": rate}
+
+
 def counter_rows(url: str) -> list[int]:
     with psycopg.connect(url) as conn:
         return [
@@ -347,6 +421,7 @@ def run_feed(
     n_items: int,
     timeout: float,
     env: dict[str, str] | None = None,
+    firehose: bool = False,
 ) -> dict[str, Any]:
     """Daemon first, then the server (the client connects within its retry delay); the
     counter's first updates may go out before the client is subscribed: the sequence is
@@ -358,7 +433,12 @@ def run_feed(
         daemon.wait_started()
         args = ["--script", "counter", "--items", str(n_items), "--rate", str(rate),
                 "--count", str(count), "--keepalive-ms", "1000"]  # fmt: skip
-        with run_server_subprocess(args, port=port, env={"PYTHONPATH": str(REPO)}):
+        server = (
+            firehose_server(port, count, n_items)
+            if firehose
+            else run_server_subprocess(args, port=port, env={"PYTHONPATH": str(REPO)})
+        )
+        with server:
             started = time.monotonic()
             deadline = started + timeout
             seen_max = -1
@@ -424,6 +504,8 @@ def main() -> None:
     ap.add_argument("--latency-seconds", type=float, default=15)
     ap.add_argument("--rss-seconds", type=float, default=15)
     ap.add_argument("--parts", default="1234", help="which parts to run, e.g. 23")
+    ap.add_argument("--firehose", action="store_true",
+                    help="part (2) against bench/firehose.py instead of the simulator")  # fmt: skip
     args = ap.parse_args()
     table: list[tuple[str, str, str]] = []
     started = time.monotonic()
@@ -446,11 +528,21 @@ def main() -> None:
             print_table(table)
         tmp = Path(tempfile.mkdtemp(prefix="peebot-bench-feed-"))
         if not args.skip_feed and "2" in args.parts:
+            # baseline, same run: the client on a thread of the daemon's (before issue 17)
+            old = run_feed(admin, tmp, rate=20_000, count=args.feed_count, n_items=50,
+                           timeout=90, env=CLIENT_THREAD, firehose=args.firehose)  # fmt: skip
             flat = run_feed(admin, tmp, rate=20_000, count=args.feed_count, n_items=50,
-                            timeout=90)  # fmt: skip
+                            timeout=90, firehose=args.firehose)  # fmt: skip
+            bare = bare_client(args.feed_count, 50, args.firehose)
             table += [
+                ("(2) ceiling: the client alone, bare listener", f"{bare['rps']:,.0f} upd/s",
+                 f"received {bare['received']:,} (this box, this run)"),
+                ("(2) baseline, client thread: delivered", f"{old['delivered_rps']:,.0f} upd/s",
+                 f"{old['count']:,} sent by the server as fast as it can"),
+                ("(2) baseline, client thread: written", f"{old['written_rps']:,.0f} upd/s",
+                 f"received {old['received']:,}, written {old['written']:,}, lost {old['lost']}"),
                 ("(2) flat out: delivered to the listener", f"{flat['delivered_rps']:,.0f} upd/s",
-                 f"{flat['count']:,} sent by the server as fast as it can"),
+                 f"{flat['count']:,} sent; the client in its own process"),
                 ("(2) flat out: written", f"{flat['written_rps']:,.0f} upd/s",
                  f"received {flat['received']:,}, written {flat['written']:,}"),
                 ("(2) lost", f"{flat['lost']}", f"of {flat['judged']:,} in sequence (goal 0)"),

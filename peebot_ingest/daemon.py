@@ -1,10 +1,11 @@
 """`peebot ingest`: the ISS Live ingest daemon.
 
-Threads: the Lightstreamer client calls its listeners on its own thread; they only put the
-update (or the status change) on a bounded queue (`feed_source`). One writer thread does the
-rest: validate, enrich, track the signal, batch, write (`buffered_writer.BufferedWriter`).
-The main thread waits for SIGTERM / Ctrl-C, then disconnects, lets the writer drain the
-queue and flush, and exits.
+Processes and threads: the Lightstreamer client runs in a child process of its own
+(`feed_process`; PEEBOT_FEED_PROCESS=off keeps it on this process's threads), whose listener
+only hands the update (or the status change) to a bounded, loss-free channel. One writer
+thread here does the rest: validate, enrich, track the signal, batch, write
+(`buffered_writer.BufferedWriter`). The main thread waits for SIGTERM / Ctrl-C, then stops
+the client, lets the writer drain the channel and flush, and exits.
 
 The daemon does not die when the database or the feed goes away: the writer buffers (memory,
 then the journal) and retries; the client reconnects by itself (and is told to reconnect if
@@ -31,7 +32,8 @@ import structlog
 from peebot_ingest.batch import Batch, BatchResult
 from peebot_ingest.buffered_writer import BufferedWriter, WriterConfig
 from peebot_ingest.db import DatabaseError, peebot_home
-from peebot_ingest.feed_source import FeedSource
+from peebot_ingest.feed_process import FeedOptions, FeedProcess
+from peebot_ingest.feed_source import FeedSource, InProcessFeed
 from peebot_ingest.feedstate import FeedState, SignalConfig
 from peebot_ingest.journal import Journal
 from peebot_ingest.latency import LatencyHistogram
@@ -56,6 +58,7 @@ class DaemonConfig:
     writer: WriterConfig = field(default_factory=WriterConfig)
     signal: SignalConfig = field(default_factory=SignalConfig)
     reconnect_seconds: float = 10.0
+    feed_process: bool = True  # the client in a child process (else on this one's threads)
 
     @classmethod
     def from_settings(
@@ -75,6 +78,7 @@ class DaemonConfig:
             journal_dir=s.journal_dir or peebot_home() / "journal",
             summary_seconds=s.summary_seconds,
             reconnect_seconds=s.feed_reconnect_seconds,
+            feed_process=s.feed_process,
             writer=WriterConfig(
                 batch_rows=s.ingest_batch_rows,
                 batch_seconds=s.ingest_batch_seconds,
@@ -99,7 +103,6 @@ class IngestDaemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         config.signal.clock_check = config.clock_check
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=config.queue_size)
         self.log = structlog.get_logger("peebot.ingest")
         self.validator = Validator(source="feed", clock_check=config.clock_check)
         self.state = FeedState(config.signal)
@@ -110,7 +113,7 @@ class IngestDaemon:
         self.latency = LatencyHistogram()
         self.validated = 0
         self.rejected = 0
-        self.feed: FeedSource | None = None
+        self.feed: FeedProcess | InProcessFeed | None = None
         self._stop = threading.Event()
         self._drain = threading.Event()
         self._finished = threading.Event()
@@ -147,14 +150,7 @@ class IngestDaemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
         items = self.subscription_items()
-        self.feed = FeedSource(
-            self.config.feed_url,
-            self.config.adapter_set,
-            items,
-            self.queue,
-            fast_reconnect=self.config.fast_reconnect,
-            transport=self.config.transport,
-        )
+        self.feed = self._make_feed(items)
         writer_thread = threading.Thread(target=self._writer_loop, name="ingest-writer")
         writer_thread.start()
         self.log.info(
@@ -165,19 +161,42 @@ class IngestDaemon:
             clock_check=self.config.clock_check,
             journal=str(self.config.journal_dir),
             backlog=self.writer.journal.entries,
+            feed_process=self.config.feed_process,
         )
-        self.feed.connect()
+        self.feed.start()
         while not self._stop.wait(1.0):
-            self._watch_feed()
+            if isinstance(self.feed, InProcessFeed):
+                self.feed.watch()
         self.log.info("stopping: disconnecting from the feed, flushing")
-        self.feed.disconnect()
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and self.feed.status != "DISCONNECTED":
-            time.sleep(0.05)
-        time.sleep(0.2)  # callbacks already handed to the client's user thread
+        self.feed.stop()
         self._drain.set()
         writer_thread.join()
         return 0 if self.exit_clean else 3
+
+    def _make_feed(self, items: list[str]) -> FeedProcess | InProcessFeed:
+        c = self.config
+        if c.feed_process:
+            return FeedProcess(
+                FeedOptions(
+                    c.feed_url,
+                    c.adapter_set,
+                    items,
+                    fast_reconnect=c.fast_reconnect,
+                    transport=c.transport,
+                    reconnect_seconds=c.reconnect_seconds,
+                    queue_size=c.queue_size,
+                )
+            )
+        out: queue.Queue[Any] = queue.Queue(maxsize=c.queue_size)
+        source = FeedSource(
+            c.feed_url,
+            c.adapter_set,
+            items,
+            out,
+            fast_reconnect=c.fast_reconnect,
+            transport=c.transport,
+        )
+        return InProcessFeed(source, out, c.reconnect_seconds)
 
     def stop(self) -> None:
         self._stop.set()
@@ -187,52 +206,32 @@ class IngestDaemon:
             return
         self._stop.set()
 
-    def _watch_feed(self) -> None:
-        """The client retries by itself, except after a terminal error: then reconnect."""
-        feed = self.feed
-        if feed is None or feed.status != "DISCONNECTED":
-            return
-        if (
-            self._feed_down_since is not None
-            and time.time() - self._feed_down_since > self.config.reconnect_seconds
-        ):
-            self.log.warning("feed client gave up; connecting again")
-            self._feed_down_since = time.time()
-            feed.connect()
-
     # -- the writer thread ------------------------------------------------------------------
 
     def _writer_loop(self) -> None:
-        q = self.queue
+        feed = self.feed
+        assert feed is not None
         writer = self.writer
+        limit = writer.config.stream_rows or writer.config.batch_rows
         try:
             if writer.journal.entries:
                 writer.flush()
             while True:
                 timeout = min(writer.seconds_until_due(), 0.5)
-                try:
-                    msg = q.get(timeout=max(timeout, 0.001))
-                except queue.Empty:
-                    msg = None
-                if msg is not None:
-                    msgs = [msg]
-                    # what is there, no waiting; under a backlog, as many as the writer
-                    # sends ahead at a time (the server stores them while we validate more)
-                    for _ in range(writer.config.stream_rows or writer.config.batch_rows):
-                        try:
-                            msgs.append(q.get_nowait())
-                        except queue.Empty:
-                            break
+                # what is there, no waiting; under a backlog, about as many as the writer
+                # sends ahead at a time (the server stores them while we validate more)
+                msgs = feed.receive(max(timeout, 0.001), limit)
+                if msgs:
                     self._handle_all(msgs)
                 now = time.time()
                 for t in self.state.tick(now):
                     self._log_signal(t)
                     writer.add(t)
                 # input still waiting: a backlog, committed by size; drained: by a short age
-                writer.maybe_flush(more_waiting=not q.empty())
+                writer.maybe_flush(more_waiting=feed.more_waiting())
                 if time.monotonic() - self._last_summary >= self.config.summary_seconds:
                     self._summary()
-                if self._drain.is_set() and q.empty():
+                if self._drain.is_set() and feed.finished:
                     break
             self.exit_clean = writer.close(timeout=10.0)
             self._summary(final=True)
@@ -248,13 +247,14 @@ class IngestDaemon:
             self._finished.set()
 
     def _drain_to_journal(self) -> None:
-        while True:
-            try:
-                msg = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            with contextlib.suppress(Exception):
-                self._handle(msg)
+        feed = self.feed
+        if isinstance(feed, InProcessFeed):
+            while msgs := feed.receive(0.001):
+                for msg in msgs:
+                    with contextlib.suppress(Exception):
+                        self._handle(msg)
+        elif feed is not None:
+            feed.kill()  # it must not block on a channel nobody reads
         self.writer.spill_all()
 
     def _handle_all(self, msgs: list[tuple[Any, ...]]) -> None:
@@ -364,7 +364,9 @@ class IngestDaemon:
             "duplicates": w["duplicates"],
             "rejected": w["rejected"],
             "rejected_seen": self.rejected,
-            "queue": self.queue.qsize(),
+            "queue": self.feed.queued if self.feed else 0,
+            "feed_stalls": self.feed.stalls if self.feed else 0,
+            "feed_restarts": self.feed.restarts if self.feed else 0,
             "pending": w["pending"],
             "journal": w["journal"],
             "lag_s": None if lag is None else round(lag, 2),

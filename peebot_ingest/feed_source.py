@@ -1,11 +1,13 @@
 """The feed client: Lightstreamer (`lightstreamer-client-lib`) subscribed to every item.
 
 The client calls its listeners on its own thread; they only put what they saw on a bounded
-queue, so a slow database never stalls the client's socket (docs/ARCHITECTURE.md, "Ingest").
+queue (docs/ARCHITECTURE.md, "Ingest"). The daemon runs it in a process of its own
+(`feed_process`), or in its own process with `InProcessFeed` (PEEBOT_FEED_PROCESS=off).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 from typing import Any
@@ -40,6 +42,8 @@ class FeedSource:
         self.items = items
         self.out = out
         self.received = 0
+        self.stalls = 0  # times the listener waited for room on `out` (the writer is behind)
+        self._said_full = -float("inf")
         self.status = "DISCONNECTED"
         client = LightstreamerClient(feed_url, adapter_set)
         opts = client.connectionOptions
@@ -57,15 +61,26 @@ class FeedSource:
         class _Updates(SubscriptionListener):  # type: ignore[misc]
             def onItemUpdate(self, update: Any) -> None:
                 source.received += 1
-                out.put(
-                    (
-                        "u",
-                        update.getItemName(),
-                        update.getFields(),
-                        time.time(),
-                        update.isSnapshot(),
-                    )
+                msg = (
+                    "u",
+                    update.getItemName(),
+                    update.getFields(),
+                    time.time(),
+                    update.isSnapshot(),
                 )
+                try:
+                    out.put_nowait(msg)
+                except queue.Full:  # wait: the server keeps what we do not read meanwhile
+                    source.stalls += 1
+                    now = time.monotonic()
+                    if now - source._said_full >= 60.0:  # once a minute at most
+                        source._said_full = now
+                        logging.getLogger("peebot.ingest.feed").warning(
+                            "feed channel full (%d updates): the writer is behind; the client "
+                            "waits, the server keeps the rest",
+                            out.maxsize,
+                        )
+                    out.put(msg)
 
             def onSubscriptionError(self, code: int, message: str) -> None:
                 out.put(("e", f"subscription error {code}: {message}", time.time()))
@@ -94,3 +109,77 @@ class FeedSource:
 
     def disconnect(self) -> None:
         self.client.disconnect()
+
+
+class InProcessFeed:
+    """`FeedSource` on this process's threads, with `feed_process.FeedProcess`'s interface."""
+
+    def __init__(self, source: FeedSource, out: queue.Queue[Any], reconnect_seconds: float) -> None:
+        self.source = source
+        self.out = out
+        self.reconnect_seconds = reconnect_seconds
+        self.restarts = 0
+        self._down_since: float | None = None
+        self._stopped = False
+
+    @property
+    def received(self) -> int:
+        return self.source.received
+
+    @property
+    def stalls(self) -> int:
+        return self.source.stalls
+
+    @property
+    def status(self) -> str:
+        return self.source.status
+
+    @property
+    def queued(self) -> int:
+        return self.out.qsize()
+
+    def start(self) -> None:
+        self.source.connect()
+
+    def watch(self) -> None:
+        """The client retries by itself, except after a terminal error: then reconnect."""
+        if self.source.status != "DISCONNECTED":  # retrying by itself, or connected
+            self._down_since = None
+            return
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        elif now - self._down_since > self.reconnect_seconds:
+            logging.getLogger("peebot.ingest.feed").warning("feed client gave up; connecting again")
+            self._down_since = now
+            self.source.connect()
+
+    def stop(self) -> None:
+        self.source.disconnect()
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and self.source.status != "DISCONNECTED":
+            time.sleep(0.05)
+        time.sleep(0.2)  # callbacks already handed to the client's user thread
+        self._stopped = True
+
+    @property
+    def finished(self) -> bool:
+        return self._stopped and self.out.empty()
+
+    def more_waiting(self) -> bool:
+        return not self.out.empty()
+
+    def receive(self, timeout: float, limit: int = 1000) -> list[tuple[Any, ...]]:
+        try:
+            msgs = [self.out.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        for _ in range(limit):
+            try:
+                msgs.append(self.out.get_nowait())
+            except queue.Empty:
+                break
+        return msgs
+
+    def kill(self) -> None:
+        self.source.disconnect()

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     feed_fast_reconnect: bool = Field(
         default=False, description="Short keepalive and retry timers (local servers, tests)."
     )
+    feed_process: bool = Field(
+        default=True,
+        description="Run the feed client in a child process of its own (off: a thread here).",
+    )
     feed_reconnect_seconds: float = Field(
         default=10.0, description="Wait before reconnecting after a terminal server error."
     )

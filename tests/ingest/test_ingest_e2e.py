@@ -25,9 +25,9 @@ from peebot_ingest.daemon import DaemonConfig, IngestDaemon
 from peebot_iss.timestamps import decode_timestamp, format_timestamp, infer_year
 from peebot_sim.feeds import CounterFeed, ScriptedFeed
 from tests.support.tlcp_harness import (
+    SubprocessServer,
     read_sent_log,
     run_server_in_thread,
-    run_server_subprocess,
     wait_until,
 )
 
@@ -63,7 +63,9 @@ def sent_rows(log: Path, *, exclude_time: bool = False) -> set[Row]:
 
 
 @contextlib.contextmanager
-def running_daemon(url: str, feed_url: str, tmp: Path, **writer: Any) -> Iterator[IngestDaemon]:
+def running_daemon(
+    url: str, feed_url: str, tmp: Path, queue_size: int = 50_000, **writer: Any
+) -> Iterator[IngestDaemon]:
     config = DaemonConfig(
         database_url=url,
         feed_url=feed_url,
@@ -71,6 +73,7 @@ def running_daemon(url: str, feed_url: str, tmp: Path, **writer: Any) -> Iterato
         clock_check=False,
         journal_dir=tmp / "journal",
         summary_seconds=1.0,
+        queue_size=queue_size,
         writer=WriterConfig(**{"batch_rows": 500, "batch_seconds": 0.05, **writer}),
     )
     daemon = IngestDaemon(config)
@@ -144,10 +147,12 @@ def test_server_killed_and_restarted_nothing_missing_no_duplicates(
         "--keepalive-ms",
         "1000",
     ]
-    with (
-        run_server_subprocess(args, env={"PYTHONPATH": str(REPO)}) as srv,
-        running_daemon(db_url, srv.url, tmp_path) as daemon,
-    ):
+    # the daemon first (its client starts in a process of its own, which takes a while on a
+    # loaded machine), then the server: the counter must not be over before the kill
+    srv = SubprocessServer(args, env={"PYTHONPATH": str(REPO)})
+    with running_daemon(db_url, srv.url, tmp_path) as daemon, contextlib.ExitStack() as stop:
+        srv.start()
+        stop.callback(srv.terminate)
         wait_until(lambda: len(db_rows(db_url, exclude_time=True)) >= 400, timeout=20)
         srv.kill()  # SIGKILL: no END; the client notices through its keepalive timers
         wait_until(lambda: daemon.state.connection.startswith("DISCONNECTED"), timeout=15)
@@ -215,7 +220,7 @@ def test_database_outage_midstream_every_update_once(
             outage = time.monotonic() - down_at
             proxy.resume()
             wait_until(feed.finished.is_set, timeout=30)
-            wait_until(lambda: daemon.writer.backlog == 0 and daemon.queue.empty(), timeout=30)
+            wait_until(lambda: daemon.writer.backlog == 0 and daemon.feed.queued == 0, timeout=30)
             wait_until(lambda: len(db_rows(db_url)) >= len(sent_rows(log)), timeout=20)
             counters = daemon.writer.counters
     finally:
