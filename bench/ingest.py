@@ -1,7 +1,8 @@
 """Ingest benchmark: figures and ratios measured in one run.
 
-    uv run python bench/ingest.py [--rows 1000000] [--skip-writer] [--skip-feed]
-                                  [--feed-count 40000] [--latency-seconds 15] [--rss-seconds 15]
+    uv run python bench/ingest.py [--rows 1000000] [--skip-writer] [--skip-feed] [--parts 1234]
+                                  [--feed-count 60000] [--latency-seconds 15] [--rss-seconds 15]
+                                  [--firehose]
 
 (1) The writer path alone: synthetic raw updates (the six ISS Live fields, as the listener
     hands them over) over the 337 catalogue channels, fed as the daemon's writer thread
@@ -19,11 +20,16 @@
     the input, which is frozen out of the garbage collector's way (the daemon never holds
     200,000 updates).
 (2) The real client against the local TLCP server (`peebot simulate --script counter`, a
-    subprocess) sending flat out, the daemon (`peebot ingest`, a subprocess): updates/s
-    delivered to the listener and written, and the count lost (gaps in the sequence).
+    subprocess; with --firehose, bench/firehose.py: the same TLCP server sending the counter
+    unpaced, hundreds of updates per frame) sending flat out, the daemon (`peebot ingest`,
+    a subprocess): updates/s delivered to the listener and written, and the count lost
+    (gaps in the sequence). Same run: the ceiling (the client alone with a bare listener)
+    and the baseline (the daemon with the client on a thread, PEEBOT_FEED_PROCESS=off).
 (3) Receipt-to-commit latency at 1,000 updates/s: p50, p99 (the daemon measures it: time
-    from onItemUpdate to the commit of the batch holding the reading).
-(4) The daemon's peak RSS (VmHWM) at 5,000 updates/s.
+    from onItemUpdate to the commit of the batch holding the reading). Same run, the
+    baseline: the commit policy before issue 17 (every batch at 0.2 s of age).
+(4) The daemon's peak RSS (VmHWM) at 5,000 updates/s (the writer process; the feed client's
+    process has its own).
 
 The database: PEEBOT_DATABASE_URL (a server we may create databases on) or an embedded
 PostgreSQL in a temporary folder.
