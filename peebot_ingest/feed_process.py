@@ -138,7 +138,12 @@ class FeedProcess:
     def _child_gone(self) -> list[tuple[Any, ...]]:
         proc = self._proc
         code = self._reap(timeout=5.0)
-        if self._stopping:
+        if self._stopping:  # asked to stop, it ended without sending its last batch
+            log.warning(
+                "feed client process %s ended before sending what it held (%s)",
+                proc.pid if proc is not None else "?",
+                describe_exit(code),
+            )
             self._ended = True
             return []
         self.restarts += 1
@@ -207,7 +212,10 @@ def child_main(data: Connection, control: Connection, options: FeedOptions) -> N
     """The child process: the client, a sender thread, and this thread watching the parent
     and the client's status."""
     _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
+    # Ctrl-C and a supervisor's SIGTERM reach the whole process group: the parent decides
+    # when the client stops (it asks, and the child sends what it holds first)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from peebot_ingest.feed_source import FeedSource
     from peebot_ingest.logs import configure_logging
 

@@ -116,7 +116,9 @@ def test_channel_full_blocks_the_client_and_loses_nothing(
 class DaemonProcess:
     """`peebot ingest` as a subprocess with JSON logs."""
 
-    def __init__(self, url: str, feed_url: str, tmp: Path, name: str) -> None:
+    def __init__(
+        self, url: str, feed_url: str, tmp: Path, name: str, *, own_group: bool = False
+    ) -> None:
         self.log_path = tmp / f"{name}.log"
         env = {
             **os.environ,
@@ -136,6 +138,7 @@ class DaemonProcess:
             cwd=tmp,
             stdout=self.out,
             stderr=subprocess.STDOUT,
+            start_new_session=own_group,  # as `peebot up` starts it
         )
 
     def lines(self) -> list[dict[str, Any]]:
@@ -165,8 +168,10 @@ def alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def daemon_process(url: str, feed_url: str, tmp: Path, name: str) -> Iterator[DaemonProcess]:
-    daemon = DaemonProcess(url, feed_url, tmp, name)
+def daemon_process(
+    url: str, feed_url: str, tmp: Path, name: str, *, own_group: bool = False
+) -> Iterator[DaemonProcess]:
+    daemon = DaemonProcess(url, feed_url, tmp, name, own_group=own_group)
     try:
         yield daemon
     finally:
@@ -203,3 +208,29 @@ def test_writer_process_killed_the_client_exits_and_the_next_start_dedupes_the_s
     values = counter_values(db_url)
     assert sorted(values) == sorted(written)  # nothing written twice, nothing new
     assert len(values) == len(set(values)) and max(values) == 399
+
+
+def test_sigterm_to_the_process_group_stops_both_and_writes_all_received(
+    db_url: str, tmp_path: Path
+) -> None:
+    # `peebot up` stops the daemon with SIGTERM to its process group, which holds the client
+    # too: the client must not die first, losing what it holds, nor be restarted
+    feed = CounterFeed(5, rate=300, count=100_000, time_ticks=False)  # still sending at the end
+    with (
+        run_server_in_thread(feed) as srv,
+        daemon_process(db_url, srv.url, tmp_path, "group", own_group=True) as daemon,
+    ):
+        wait_until(lambda: len(counter_values(db_url)) >= 300, timeout=60)
+        children = daemon.children()
+        os.killpg(daemon.proc.pid, signal.SIGTERM)
+        assert daemon.proc.wait(60) == 0
+        for child in children:
+            wait_until(lambda: not alive(child), timeout=30)  # noqa: B023
+        final = daemon.summary()
+    assert final["event"] == "ingest final" and final["feed_restarts"] == 0
+    assert final["received"] > 0
+    assert final["written"] + final["duplicates"] + final["rejected"] == final["received"]
+    values = counter_values(db_url)
+    assert len(values) == len(set(values))
+    said = [str(x.get("event")) for x in daemon.lines() if x.get("logger") == "peebot.ingest.feed"]
+    assert not [line for line in said if "feed client process" in line]  # neither died nor cut
