@@ -27,6 +27,7 @@ from peebot.supervisor import (
     port_is_free,
     signals_raise_keyboard_interrupt,
 )
+from peebot_dagster.process_env import DAGSTER_PROCESS_ENV
 from peebot_ingest import db as database
 
 LIVE_SERVER = "https://push.lightstreamer.com"
@@ -252,6 +253,8 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     if not opts.no_dagster:
         dagster_home = prepare_dagster_home(home)
         env["DAGSTER_HOME"] = str(dagster_home)
+        for name, value in DAGSTER_PROCESS_ENV.items():
+            env.setdefault(name, value)
         env["PEEBOT_DAGSTER_STORAGE_URL"] = dagster_storage_url(app_url)
         workspace = str(dagster_home / "workspace.yaml")
         sup.start(

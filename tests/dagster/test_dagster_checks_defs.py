@@ -19,7 +19,7 @@ MINUTE_KEY = "2023-09-19-02:10"  # the slow use starts at 02:10:16
 def run_minute(url, test_assets, instance, key=MINUTE_KEY):
     defs = dg.Definitions(
         assets=test_assets,
-        asset_checks=build_detection_checks(),
+        asset_checks=build_detection_checks(partitions_def=test_assets[0].partitions_def),
         jobs=[detection_job],
         resources={"db": db_resource(url)},
     )

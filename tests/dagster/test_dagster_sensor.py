@@ -37,7 +37,7 @@ def sensor(test_partitions):
 def sensor_defs(url, test_assets, sensor) -> dg.Definitions:
     return dg.Definitions(
         assets=test_assets,
-        asset_checks=build_detection_checks(),
+        asset_checks=build_detection_checks(partitions_def=test_assets[0].partitions_def),
         jobs=[detection_job],
         sensors=[sensor],
         resources={"db": db_resource(url)},
