@@ -7,13 +7,21 @@ from datetime import timedelta
 
 import numpy as np
 from detector_seqs import FrameBuilder, at
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from peebot_dagster.detectors.base import window_frame
 from peebot_dagster.detectors.urine import URINE_TANK
 
-FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI has no hypothesis database, so every run checks the same examples (a
+# failure found once is found again); new inputs come from the generators, not from luck.
+FAST = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 dwell = st.floats(min_value=0.5, max_value=400.0, allow_nan=False)
 
@@ -152,7 +160,14 @@ def _sensor(level: np.ndarray, sd: float, tau_s: float, seed: int) -> list[tuple
     return [(float(t), float(v)) for t, v in zip(np.flatnonzero(keep), values[keep], strict=True)]
 
 
+LEAD_S = 600  # longer than the baseline window and the dip context (urine.UrineParams)
+
+
 @FAST
+@example(  # CI, issue 16: the old generator held one noisy draw (10) for 1000 s before a
+    # level of 11: a held +1 % step that the drain correction lifted to a +1.32 "use"
+    level=11.0, sd=0.25, tau_s=0.5, seed=166118, minutes=5, dips=[], processing=True
+)
 @given(
     level=st.floats(min_value=11.0, max_value=90.0),
     sd=st.floats(min_value=0.0, max_value=0.25),
@@ -181,9 +196,12 @@ def test_flip_noise_of_any_band_width_with_dips_is_never_an_event(
     """A constant level read through sensor noise of any strength up to flips over three
     neighbouring values (s.d. 0.25 %, more than the 2023 recording or the simulator at twice
     its noise show), any correlation time, plus one-sample dips below the band."""
-    points = _sensor(np.full(minutes * 60, level), sd, tau_s, seed)
+    # the noise starts LEAD_S before the frame's first second, so the carried-forward
+    # reading is a draw of the same noise, not one draw held for the whole look-back
+    level_s = np.full(minutes * 60 + LEAD_S, level)
+    points = [(t - LEAD_S, v) for t, v in _sensor(level_s, sd, tau_s, seed)]
     low = int(min(v for _, v in points))
-    points = _with_dips([(-1000.0, points[0][1]), *points], dips, low)
+    points = _with_dips(points, dips, low)
     b = FrameBuilder().tank(points).upa([(-2000, 16 if processing else 32)])
     assert URINE_TANK.detect(b.frame(), horizon=at(minutes * 60 + 900)) == []
 
