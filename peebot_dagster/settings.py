@@ -32,6 +32,9 @@ ENV_PREFIX = "PEEBOT_"
 POST_BACKENDS = ("dry_run", "x", "bluesky", "mastodon")
 DEFAULT_POST_EVENT_TYPES = ("urination", "bulk_transfer")
 DEFAULT_POST_SKIP_FLAGS = ("los", "stale")
+# bench/detection.py: "suggested PEEBOT_POST_MIN_CONFIDENCE: 0.60 (least 10 x posted wrong +
+# held right)" over the simulated days (a wrong post costs ten held right ones).
+DEFAULT_POST_MIN_CONFIDENCE = 0.60
 
 # Lists whose empty value is an empty list, not the default.
 _EMPTY_IS_A_VALUE = frozenset({"post_event_types", "post_skip_flags"})
@@ -153,6 +156,15 @@ class Settings(BaseSettings):
     post_min_gap_minutes_x: float | None = Field(default=None, ge=0)
     post_min_gap_minutes_bluesky: float | None = Field(default=None, ge=0)
     post_min_gap_minutes_mastodon: float | None = Field(default=None, ge=0)
+    post_min_confidence: float = Field(
+        default=DEFAULT_POST_MIN_CONFIDENCE,
+        ge=0,
+        le=1,
+        description=(
+            "Events below this confidence are stored and shown but held for review: their "
+            "outbox row is `skipped` (low_confidence) until `peebot posts approve ID`."
+        ),
+    )
     post_max_age_minutes: float = Field(
         default=120.0, ge=0, description="Older events are skipped."
     )

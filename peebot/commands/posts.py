@@ -1,7 +1,9 @@
-"""`peebot posts`: list recent and pending social posts; `retry ID`, `skip ID` for an operator."""
+"""`peebot posts`: list recent and pending social posts and the review queue; `retry ID`,
+`skip ID`, `approve ID` for an operator."""
 
 from __future__ import annotations
 
+import getpass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +27,8 @@ def _detail(row: dict[str, Any]) -> str:
         return f"{row['external_id'] or '?'} at {_when(row['posted_at'])}{extra}"
     if status == "skipped":
         return row["skip_reason"] or ""
+    if row.get("approved_at"):
+        return f"approved by {row['approved_by']} at {_when(row['approved_at'])}"
     if status == "failed":
         when = (
             f", next try {_when(row['not_before'])}" if row["not_before"] else ", needs an operator"
@@ -38,15 +42,21 @@ def _detail(row: dict[str, Any]) -> str:
 @click.group("posts", invoke_without_command=True)
 @click.option("-n", "--limit", type=int, default=30, show_default=True, help="Rows to show.")
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="Only this status.")
+@click.option(
+    "--held",
+    is_flag=True,
+    help="Only the review queue: posts held below PEEBOT_POST_MIN_CONFIDENCE.",
+)
 @click.option("--text/--no-text", "show_text", default=False, help="Show each post's text.")
 @click.pass_context
 @one_line_errors
-def posts(ctx: click.Context, limit: int, status: str | None, show_text: bool) -> None:
-    """List recent and pending social posts with their status."""
+def posts(ctx: click.Context, limit: int, status: str | None, held: bool, show_text: bool) -> None:
+    """List recent and pending social posts with their status, then the review queue."""
     if ctx.invoked_subcommand is not None:
         return
     with database.connect(database.resolve_database_url()) as conn:
-        rows = outbox.list_posts(conn, limit=limit, status=status)
+        rows = outbox.list_posts(conn, limit=limit, status=status, held=held)
+        queue = [] if held else outbox.list_posts(conn, limit=limit, held=True)
         counts = dict(
             conn.execute("SELECT status, count(*) FROM social_post GROUP BY status").fetchall()
         )
@@ -64,6 +74,13 @@ def posts(ctx: click.Context, limit: int, status: str | None, show_text: bool) -
         if show_text:
             for line in r["text"].splitlines():
                 click.echo(f"{'':>8}| {line}")
+    if queue:
+        click.echo(f"held for review ({len(queue)}): `peebot posts approve ID` posts one")
+        for r in queue:
+            click.echo(
+                f"{r['id']:>6}  {r['backend']:<8} {_when(r['detected_at']):<16}  "
+                f"{r['event_type']} confidence {r['confidence']:.2f}; {r['skip_reason']}"
+            )
 
 
 @posts.command()
@@ -94,3 +111,28 @@ def skip(post_id: int, reason: str) -> None:
         except (LookupError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"post {post_id}: skipped ({reason})")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment (a container)
+        return "operator"
+
+
+@posts.command()
+@click.argument("post_id", type=int)
+@click.option("--by", "approved_by", default=None, help="Who looked at it (default: $USER).")
+@one_line_errors
+def approve(post_id: int, approved_by: str | None) -> None:
+    """Post one event held below the confidence floor, after you looked at it.
+
+    Lifts only the floor: flags, max age, daily cap and minimum gap still apply.
+    """
+    who = approved_by or _user()
+    with database.connect(database.resolve_database_url()) as conn:
+        try:
+            outbox.approve_held(conn, post_id, who, datetime.now(UTC))
+        except (LookupError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"post {post_id}: approved by {who} -> pending (the posting sensor picks it up)")

@@ -4,6 +4,7 @@ operator's commands. The posting run that walks it is sending.py (docs/ARCHITECT
 
 State machine of a row (one per event and backend):
 
+    (enqueue, confidence below the floor) skipped (low_confidence) --approve--> pending
     pending --policy skip--> skipped (skip_reason)
     pending --policy defer--> pending (not_before)
     pending/failed(retry, due) --claim + COMMIT--> sending --network--> posted (external_id)
@@ -28,7 +29,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from peebot_dagster.notify import notify_post
-from peebot_dagster.posting.policy import PostingSettings
+from peebot_dagster.posting.policy import LOW_CONFIDENCE, PostingSettings, held_for_review
 from peebot_dagster.posting.render import EventView, RenderError, render
 from peebot_dagster.settings import get_settings
 
@@ -47,7 +48,9 @@ def enqueue_posts(
     retracted) get no row. Re-running for the same events never adds a second row; a row
     still `pending` and never attempted gets its text re-rendered (the event may have been
     updated); anything attempted or sent keeps its text. An event whose metadata cannot be
-    rendered gets a `skipped` row saying why. Returns the number of rows inserted.
+    rendered gets a `skipped` row saying why, and so does an event whose confidence is below
+    the posting floor (`low_confidence`: held for review, `approve_held`). Returns the number
+    of rows inserted.
     """
     if not event_ids:
         return 0
@@ -57,7 +60,7 @@ def enqueue_posts(
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """
-            SELECT id, event_key, event_type, detected_at, metadata
+            SELECT id, event_key, event_type, detected_at, metadata, confidence
               FROM detected_event
              WHERE id = ANY(%s) AND retracted_at IS NULL AND event_type = ANY(%s)
              ORDER BY detected_at, id
@@ -71,11 +74,14 @@ def enqueue_posts(
             view = EventView(
                 ev["event_key"], ev["event_type"], ev["detected_at"], ev["metadata"] or {}, ev["id"]
             )
+            held = held_for_review(float(ev["confidence"]), settings)
             for backend in settings.backends:
                 try:
                     text, status, reason = render(view, backend), "pending", None
                 except RenderError as exc:
                     text, status, reason = "", "skipped", f"cannot render: {exc}"
+                if held is not None and status == "pending":
+                    status, reason = "skipped", held
                 cur.execute(
                     """
                     INSERT INTO social_post (event_id, backend, status, text, skip_reason)
@@ -368,15 +374,23 @@ def operator_retry(conn: psycopg.Connection[Any], post_id: int, now: datetime) -
     Returns the previous status.
     """
     with conn.cursor() as cur:
-        cur.execute("SELECT status FROM social_post WHERE id = %s FOR UPDATE", (post_id,))
+        cur.execute(
+            "SELECT status, skip_reason FROM social_post WHERE id = %s FOR UPDATE", (post_id,)
+        )
         row = cur.fetchone()
         if row is None:
             conn.rollback()
             raise LookupError(f"no social post with id {post_id}")
-        (status,) = row
+        (status, reason) = row
         if status in ("posted", "sending"):
             conn.rollback()
             raise ValueError(f"post {post_id} is {status}: nothing to retry")
+        if status == "skipped" and (reason or "").startswith(LOW_CONFIDENCE):
+            conn.rollback()
+            raise ValueError(
+                f"post {post_id} is held for review ({reason}): "
+                f"`peebot posts approve {post_id}` after looking at it"
+            )
         cur.execute(
             """
             UPDATE social_post SET status = 'pending', not_before = NULL, error_kind = NULL,
@@ -388,6 +402,45 @@ def operator_retry(conn: psycopg.Connection[Any], post_id: int, now: datetime) -
         notify_post(cur, post_id)
     conn.commit()
     return str(status)
+
+
+def approve_held(
+    conn: psycopg.Connection[Any], post_id: int, approved_by: str, now: datetime
+) -> None:
+    """`peebot posts approve ID`: a row held below the confidence floor goes back to pending,
+    due now, with who approved it and when. The approval lifts only the confidence floor:
+    the posting run still applies the policy (flags, max age, daily cap, minimum gap) and
+    sends it through the same exactly-once path. Anything else is an error (one line)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT status, skip_reason, approved_at FROM social_post WHERE id = %s FOR UPDATE",
+            (post_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            conn.rollback()
+            raise LookupError(f"no social post with id {post_id}")
+        status, reason, approved_at = row
+        if approved_at is not None:
+            conn.rollback()
+            raise ValueError(
+                f"post {post_id} was already approved at {approved_at:%Y-%m-%d %H:%M} UTC "
+                f"(now {status})"
+            )
+        if status != "skipped" or not (reason or "").startswith(LOW_CONFIDENCE):
+            conn.rollback()
+            what = f"skipped ({reason})" if status == "skipped" else status
+            raise ValueError(f"post {post_id} is {what}: not held for review, nothing to approve")
+        cur.execute(
+            """
+            UPDATE social_post SET status = 'pending', not_before = NULL, skip_reason = NULL,
+                   approved_by = %s, approved_at = %s, updated_at = %s
+             WHERE id = %s
+            """,
+            (approved_by, now, now, post_id),
+        )
+        notify_post(cur, post_id)
+    conn.commit()
 
 
 def operator_skip(conn: psycopg.Connection[Any], post_id: int, reason: str, now: datetime) -> None:
@@ -404,21 +457,34 @@ def operator_skip(conn: psycopg.Connection[Any], post_id: int, reason: str, now:
 
 
 def list_posts(
-    conn: psycopg.Connection[Any], *, limit: int = 30, status: str | None = None
+    conn: psycopg.Connection[Any],
+    *,
+    limit: int = 30,
+    status: str | None = None,
+    held: bool = False,
 ) -> list[dict[str, Any]]:
-    """Open rows (pending, sending, failed) first, then the most recent others."""
+    """Open rows (pending, sending, failed) first, then the most recent others; `held`: only
+    the review queue (skipped below the confidence floor, waiting for `approve`)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """
             SELECT p.id, p.event_id, p.backend, p.status, p.attempts, p.error_kind, p.last_error,
                    p.skip_reason, p.not_before, p.external_id, p.posted_at, p.updated_at,
-                   p.text, e.event_type, e.detected_at
+                   p.text, p.approved_by, p.approved_at, e.event_type, e.detected_at,
+                   e.confidence
               FROM social_post p JOIN detected_event e ON e.id = p.event_id
-             WHERE %(status)s::text IS NULL OR p.status = %(status)s
+             WHERE (%(status)s::text IS NULL OR p.status = %(status)s)
+               AND (NOT %(held)s OR (p.status = 'skipped'
+                                     AND p.skip_reason LIKE %(held_like)s))
              ORDER BY (p.status IN ('pending', 'sending', 'failed')) DESC,
                       e.detected_at DESC, p.id DESC
              LIMIT %(limit)s
             """,
-            {"status": status, "limit": limit},
+            {
+                "status": status,
+                "limit": limit,
+                "held": held,
+                "held_like": LOW_CONFIDENCE + "%",
+            },
         )
         return cur.fetchall()

@@ -14,6 +14,7 @@ from typing import Any
 
 from peebot_dagster.settings import (
     DEFAULT_POST_EVENT_TYPES,
+    DEFAULT_POST_MIN_CONFIDENCE,
     DEFAULT_POST_SKIP_FLAGS,
     POST_BACKENDS,
     Settings,
@@ -31,6 +32,7 @@ class PostingSettings:
     backends: tuple[str, ...] = ("dry_run",)
     event_types: tuple[str, ...] = DEFAULT_POST_EVENT_TYPES
     skip_flags: tuple[str, ...] = DEFAULT_POST_SKIP_FLAGS
+    min_confidence: float = DEFAULT_POST_MIN_CONFIDENCE
     max_age: timedelta = timedelta(hours=2)
     max_attempts: int = 5
     limits: Mapping[str, BackendLimits] = field(default_factory=dict)
@@ -56,6 +58,7 @@ class PostingSettings:
             backends=settings.post_backends,
             event_types=settings.post_event_types,
             skip_flags=settings.post_skip_flags,
+            min_confidence=settings.post_min_confidence,
             max_age=timedelta(minutes=settings.post_max_age_minutes),
             max_attempts=settings.post_max_attempts,
             limits=limits,
@@ -143,6 +146,18 @@ def decide(
                 )
             return Decision.defer(ready, f"minimum gap {_minutes(limits.min_gap)} min")
     return Decision.send()
+
+
+LOW_CONFIDENCE = "low_confidence"
+
+
+def held_for_review(confidence: float, settings: PostingSettings) -> str | None:
+    """The skip reason of an event below the posting floor (it is stored and shown, and
+    posts only after `peebot posts approve`), or None when it may post. The reason starts
+    with `low_confidence`, the key the review queue and `approve` look for."""
+    if confidence >= settings.min_confidence:
+        return None
+    return f"{LOW_CONFIDENCE}: {confidence:.2f} < {settings.min_confidence:.2f}"
 
 
 def retry_backoff(attempts: int) -> timedelta:

@@ -166,7 +166,13 @@ LEAD_S = 600  # longer than the baseline window and the dip context (urine.Urine
 @FAST
 @example(  # CI, issue 16: the old generator held one noisy draw (10) for 1000 s before a
     # level of 11: a held +1 % step that the drain correction lifted to a +1.32 "use"
-    level=11.0, sd=0.25, tau_s=0.5, seed=166118, minutes=5, dips=[], processing=True
+    level=11.0,
+    sd=0.25,
+    tau_s=0.5,
+    seed=166118,
+    minutes=5,
+    dips=[],
+    processing=True,
 )
 @given(
     level=st.floats(min_value=11.0, max_value=90.0),
