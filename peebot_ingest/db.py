@@ -13,12 +13,14 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from peebot_ingest.settings import get_settings
 from peebot_iss.catalog import load_catalog
@@ -137,7 +139,11 @@ def resolve_database_url() -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    """The last line of an exception's message (psycopg puts the reason there)."""
+    """A server error's primary message (without its CONTEXT lines), else the last line of
+    the exception's message (a failed connection's reason comes last)."""
+    diag = getattr(exc, "diag", None)
+    if diag is not None and diag.message_primary:
+        return str(diag.message_primary)
     text = str(exc).strip()
     return text.splitlines()[-1] if text else type(exc).__name__
 
@@ -182,6 +188,7 @@ class MigrationResult:
     mode: str
     applied: list[str] = field(default_factory=list)
     current_version: int = 0
+    warnings: list[str] = field(default_factory=list)  # one line each, for the terminal
 
 
 def sql_dir() -> Path:
@@ -207,8 +214,22 @@ def discover_migrations(directory: Path | None = None) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def decide_storage_mode(setting: str, extension_available: bool) -> str:
-    """`PEEBOT_TIMESCALEDB` = auto | on | off, and whether the server offers the extension."""
+PRELOAD_HINT = (
+    "add shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL"
+)
+
+
+@dataclass(frozen=True)
+class TimescaleProbe:
+    """Whether `CREATE EXTENSION timescaledb` works here, and if not, why (one line)."""
+
+    available: bool
+    reason: str | None = None  # set when the server has the extension but cannot use it
+
+
+def decide_storage_mode(setting: str, extension_available: bool, reason: str | None = None) -> str:
+    """`PEEBOT_TIMESCALEDB` = auto | on | off, and whether the server offers the extension
+    (`reason`: why an installed extension cannot be used)."""
     setting = (setting or "auto").strip().lower()
     if setting not in ("auto", "on", "off"):
         raise DatabaseError(f"PEEBOT_TIMESCALEDB must be auto, on or off, not {setting!r}")
@@ -217,31 +238,88 @@ def decide_storage_mode(setting: str, extension_available: bool) -> str:
     if extension_available:
         return "timescaledb"
     if setting == "on":
-        raise DatabaseError("PEEBOT_TIMESCALEDB=on but the server has no timescaledb extension")
+        raise DatabaseError(
+            f"PEEBOT_TIMESCALEDB=on: {reason}"
+            if reason
+            else "PEEBOT_TIMESCALEDB=on but the server has no timescaledb extension"
+        )
     return "plain"
 
 
-def timescaledb_available(conn: psycopg.Connection[Any]) -> bool:
-    """True when `CREATE EXTENSION timescaledb` succeeds (tried inside a savepoint)."""
-    row = conn.execute(
+def fallback_warning(probe: TimescaleProbe) -> str | None:
+    """The one line `auto` prints when it falls back to plain storage although the server
+    has the extension (a server without it needs no warning: plain is what it can do)."""
+    if probe.available or not probe.reason:
+        return None
+    return (
+        f"warning: PEEBOT_TIMESCALEDB=auto: {probe.reason}; this database uses plain "
+        "PostgreSQL storage, chosen once at its first migration"
+    )
+
+
+def preloaded(libraries: str) -> bool:
+    """Whether a `shared_preload_libraries` value loads timescaledb (maybe a versioned
+    `timescaledb-2.x` file, maybe quoted, among others)."""
+    names = (part.strip().strip('"').rsplit("/", 1)[-1] for part in libraries.split(","))
+    return any(re.fullmatch(r"timescaledb(-[\w.]+)?", name) for name in names)
+
+
+def probe_timescaledb(conn: psycopg.Connection[Any], url: str) -> TimescaleProbe:
+    """Can this database use TimescaleDB? Asks before trying: `CREATE EXTENSION timescaledb`
+    on a server that has not preloaded it ends the session with FATAL. The CREATE itself runs
+    on a connection of its own, so whatever it does, `conn` (the migration's) survives."""
+    installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    if installed:
+        return TimescaleProbe(True)
+    offered = conn.execute(
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
-    if not row:
-        return False
+    if not offered:
+        return TimescaleProbe(False)
+    libraries = str(scalar(conn, "SELECT current_setting('shared_preload_libraries')") or "")
+    if not preloaded(libraries):
+        return TimescaleProbe(
+            False, f"the timescaledb extension is installed but not preloaded ({PRELOAD_HINT})"
+        )
     try:
-        with conn.transaction():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.Error:
-        return False
-    return True
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as probe:
+            probe.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.Error as exc:
+        return TimescaleProbe(False, f"CREATE EXTENSION timescaledb failed: {one_line(exc)}")
+    return TimescaleProbe(True)
 
 
-def _render(text: str) -> str:
+def _policy_from_env() -> dict[str, int]:
+    """The reading policy the environment asks for (the first migration applies it)."""
     settings = get_settings()
-    values = {
+    return {
         "retention_days": settings.retention_days,
         "compress_after_days": settings.compress_after_days,
     }
+
+
+_POLICY_VARIABLES = {
+    "retention_days": ("PEEBOT_RETENTION_DAYS", "--retention-days"),
+    "compress_after_days": ("PEEBOT_COMPRESS_AFTER_DAYS", "--compress-after-days"),
+}
+
+
+def policy_drift(in_force: dict[str, Any], asked: dict[str, int], explicit: set[str]) -> list[str]:
+    """One line per variable set explicitly to something other than the policy in force:
+    the environment seeds the policy at the first migration only."""
+    lines = []
+    for key, (variable, option) in _POLICY_VARIABLES.items():
+        if key in explicit and key in in_force and int(in_force[key]) != asked[key]:
+            lines.append(
+                f"warning: {variable}={asked[key]} but the database keeps {in_force[key]} "
+                f"(the environment counts at the first migration only); change it with "
+                f"`peebot db policy {option} {asked[key]}`"
+            )
+    return lines
+
+
+def _render(text: str) -> str:
+    values = _policy_from_env()
     return re.sub(r"\{\{(\w+)\}\}", lambda m: str(values[m.group(1)]), text)
 
 
@@ -280,11 +358,18 @@ def migrate(
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
             _ensure_migrations_table(conn)
         mode = current_mode(conn)
+        warnings: list[str] = []
         if mode is None:
             setting = timescale if timescale is not None else get_settings().timescaledb
-            available = setting != "off" and timescaledb_available(conn)
-            mode = decide_storage_mode(setting, available)
-        result = MigrationResult(mode=mode)
+            probe = (
+                TimescaleProbe(False)
+                if setting.strip().lower() == "off"
+                else probe_timescaledb(conn, url)
+            )
+            mode = decide_storage_mode(setting, probe.available, probe.reason)
+            if mode == "plain" and (warning := fallback_warning(probe)):
+                warnings.append(warning)
+        result = MigrationResult(mode=mode, warnings=warnings)
         for mig in migrations:
             path = mig.for_mode(mode)
             text = path.read_text(encoding="utf-8")
@@ -313,6 +398,11 @@ def migrate(
         result.current_version = int(
             scalar(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations")
         )
+        in_force = scalar(conn, "SELECT value FROM peebot_setting WHERE key = 'reading_policy'")
+        if in_force:
+            # set in the environment or .env, not left at the default
+            explicit = set(_POLICY_VARIABLES) & get_settings().model_fields_set
+            result.warnings += policy_drift(in_force, _policy_from_env(), explicit)
     return result
 
 
@@ -363,6 +453,7 @@ class DbStatus:
     counts: dict[str, int]
     size_bytes: int
     server_version: str
+    policy: ReadingPolicy | None = None
 
 
 def scalar(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> Any:
@@ -391,23 +482,188 @@ def status(url: str) -> DbStatus:
             except psycopg.errors.UndefinedTable:
                 counts[table] = -1
         return DbStatus(
-            describe_url(url), version, current_mode(conn), counts, size, server_version
+            describe_url(url),
+            version,
+            current_mode(conn),
+            counts,
+            size,
+            server_version,
+            reading_policy(conn),
         )
+
+
+# --------------------------------------------------------------------------- reading policy
+
+
+@dataclass
+class ReadingPolicy:
+    """Retention and compression in force (sql/0005) and what retention last did."""
+
+    mode: str | None
+    retention_days: int  # 0: raw readings are kept forever
+    compress_after_days: int  # 0: never compressed (plain storage never compresses)
+    raw_kept_from: datetime | None = None  # raw readings before this may be gone
+    last_retention_at: datetime | None = None
+    last_removed: int | None = None
+    removed_unit: str = "readings"  # plain deletes readings, TimescaleDB drops chunks
+    held_back: int = 0  # chunks past retention waiting for their minutes to be aggregated
+    jobs: list[JobState] = field(default_factory=list)  # TimescaleDB's jobs for the policy
+
+    def describe(self) -> str:
+        """One line: the horizons in force."""
+        retention = (
+            "raw readings kept forever"
+            if self.retention_days == 0
+            else f"raw readings kept {self.retention_days} days"
+        )
+        if self.mode != "timescaledb":
+            return f"{retention}; no compression (plain storage)"
+        compression = (
+            "never compressed"
+            if self.compress_after_days == 0
+            else f"compressed after {self.compress_after_days} days"
+        )
+        return f"{retention}, {compression}; telemetry_minute kept for good"
+
+
+@dataclass
+class JobState:
+    """One TimescaleDB background job, as its scheduler last saw it."""
+
+    job_id: int
+    name: str
+    schedule: str
+    scheduled: bool
+    last_status: str | None
+    last_run_at: datetime | None
+    next_start: datetime | None
+
+
+_JOBS_SQL = """
+SELECT j.job_id, j.application_name, j.schedule_interval::text, j.scheduled,
+       s.last_run_status,
+       CASE WHEN isfinite(s.last_run_started_at) THEN s.last_run_started_at END,
+       CASE WHEN isfinite(s.next_start) THEN s.next_start END
+FROM timescaledb_information.jobs j
+LEFT JOIN timescaledb_information.job_stats s USING (job_id)
+WHERE j.job_id IN (SELECT job_id FROM peebot_maintenance_steps())
+ORDER BY j.job_id
+"""
+
+
+def reading_policy(conn: psycopg.Connection[Any]) -> ReadingPolicy | None:
+    """The policy in force, or None before migration 0005."""
+    try:
+        with conn.transaction():
+            rows = dict(
+                conn.execute(
+                    "SELECT key, value FROM peebot_setting WHERE key = ANY(%s)",
+                    (["storage_mode", "reading_policy", "reading_retention"],),
+                ).fetchall()
+            )
+    except psycopg.errors.UndefinedTable:
+        return None
+    policy = rows.get("reading_policy")
+    if not policy:
+        return None
+    retention = rows.get("reading_retention") or {}
+    mode = rows.get("storage_mode")
+    result = ReadingPolicy(
+        mode=str(mode) if mode else None,
+        retention_days=int(policy["retention_days"]),
+        compress_after_days=int(policy["compress_after_days"]),
+        raw_kept_from=_timestamp(retention.get("raw_kept_from")),
+        last_retention_at=_timestamp(retention.get("last_run_at")),
+        last_removed=retention.get("removed"),
+        removed_unit=str(retention.get("removed_unit") or "readings"),
+        held_back=int(retention.get("held_back") or 0),
+    )
+    if result.mode == "timescaledb":
+        result.jobs = [JobState(*row) for row in conn.execute(_JOBS_SQL).fetchall()]
+    return result
+
+
+def _timestamp(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def set_reading_policy(
+    url: str, *, retention_days: int | None = None, compress_after_days: int | None = None
+) -> ReadingPolicy:
+    """Change the horizons (None: keep); they apply from the next retention / compression run."""
+    with connect(url) as conn:
+        if reading_policy(conn) is None:
+            raise DatabaseError("the database is not migrated yet: run `peebot db migrate`")
+        try:
+            conn.execute(
+                "SELECT peebot_set_reading_policy(%s, %s)", (retention_days, compress_after_days)
+            )
+        except psycopg.Error as exc:
+            raise DatabaseError(f"could not change the reading policy: {one_line(exc)}") from exc
+        conn.commit()
+        policy = reading_policy(conn)
+    assert policy is not None
+    return policy
+
+
+def refresh_history(url: str) -> int:
+    """Bring every chunk of readings the minute aggregate has not seen into telemetry_minute
+    (TimescaleDB; a no-op in plain mode, whose telemetry_minute is a view). A refresh cannot
+    run inside a transaction block: autocommit, top level. Returns the chunks refreshed."""
+    with connect(url, autocommit=True) as conn:
+        if current_mode(conn) != "timescaledb":
+            return 0
+        try:
+            conn.execute("CALL peebot_refresh_history()")
+        except psycopg.Error as exc:
+            raise DatabaseError(f"refreshing telemetry_minute failed: {one_line(exc)}") from exc
+        state = scalar(
+            conn,
+            "SELECT state_data FROM processor_state WHERE processor_name = 'minute_history'",
+        )
+    return int((state or {}).get("refreshed_chunks", 0))
+
+
+# --------------------------------------------------------------------------- maintenance
 
 
 @dataclass
 class MaintenanceResult:
     mode: str
-    deleted_readings: int = 0
-    jobs_run: list[str] = field(default_factory=list)
+    steps_run: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # "step: one-line error"
+    policy: ReadingPolicy | None = None
 
 
-def maintain(url: str, *, retention_days: int | None = None) -> MaintenanceResult:
-    """Compression, retention and aggregate refresh on demand (the `peebot_maintain`
-    procedure of sql/0003: TimescaleDB policy jobs, or plain deletes past retention)."""
-    days = retention_days if retention_days is not None else get_settings().retention_days
+def maintain(url: str) -> MaintenanceResult:
+    """Run what `peebot_maintenance_steps()` lists, each statement at top level in autocommit
+    (TimescaleDB: the jobs of its policies and PeeBot's, `CALL run_job(id)`, which fails
+    inside a procedure; plain: retention), then record the run. A failing step is reported
+    and the others still run: retention holds back whatever is not yet aggregated."""
     with connect(url, autocommit=True) as conn:
-        out = scalar(conn, "CALL peebot_maintain(%s, NULL)", (days,))
+        try:
+            steps = conn.execute(
+                "SELECT step, statement FROM peebot_maintenance_steps()"
+            ).fetchall()
+        except psycopg.errors.UndefinedFunction as exc:
+            raise DatabaseError(
+                "the database is not migrated yet: run `peebot db migrate`"
+            ) from exc
+        ran: list[str] = []
+        failures: list[str] = []
+        for step, statement in steps:
+            try:
+                conn.execute(statement)
+            except psycopg.Error as exc:
+                failures.append(f"{step}: {one_line(exc)}")
+                continue
+            ran.append(step)
+        report = scalar(
+            conn,
+            "SELECT peebot_maintenance_report(%s)",
+            (Jsonb({"ran": ran, "failed": failures}),),
+        )
+        policy = reading_policy(conn)
     return MaintenanceResult(
-        mode=str(out["mode"]), deleted_readings=int(out["deleted"]), jobs_run=list(out["jobs"])
+        mode=str(report["mode"]), steps_run=ran, failures=failures, policy=policy
     )

@@ -44,7 +44,8 @@ def prepare_database() -> str:
     from peebot_ingest import db as database
 
     url = database.resolve_database_url()
-    database.migrate(url)
+    for warning in database.migrate(url).warnings:
+        click.echo(warning, err=True)
     return url
 
 
