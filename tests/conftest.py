@@ -142,6 +142,7 @@ def db_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 # --------------------------------------------------------------------------- TimescaleDB
 
 TIMESCALEDB_VARIABLE = "PEEBOT_TEST_TIMESCALEDB_URL"
+TIMESCALEDB_TESTS: set[str] = set()  # node ids of the tests marked `timescaledb`
 
 
 @pytest.fixture(scope="session")
@@ -239,6 +240,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     (`-m timescaledb` selects them, `-m "not timescaledb"` leaves them out)."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("timescaledb"):
+            TIMESCALEDB_TESTS.add(item.nodeid)
         if fixtures & {
             "timescale_url",
             "timescale_server",
@@ -246,6 +249,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "timescale_empty_db_url",
         }:
             item.add_marker(pytest.mark.timescaledb)
+            TIMESCALEDB_TESTS.add(item.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -254,7 +258,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     skipped: dict[str, str] = {}
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):
-            if "timescaledb" not in getattr(report, "keywords", {}):
+            if report.nodeid not in TIMESCALEDB_TESTS:
                 continue
             if outcome == "skipped":
                 skipped[report.nodeid] = str(report.longrepr[-1]) if report.longrepr else ""
