@@ -20,7 +20,7 @@ from ts_storage import (
     utcnow_minute,
 )
 
-from peebot_dagster.maintenance import db_maintenance_job
+from peebot_dagster.defs.maintenance.jobs import db_maintenance_job
 from peebot_dagster.resources import PostgresResource
 from peebot_ingest import db as database
 
