@@ -9,11 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
-from peebot_ingest.writer import Batch, BulkLoader, DatabaseSink
 from ts_storage import chunks, mode_of, peebot, utcnow_minute
 
 from peebot_ingest import db as database
+from peebot_ingest.batch import Batch
+from peebot_ingest.bulk_loader import BulkLoader
 from peebot_ingest.recordings import read_recording
+from peebot_ingest.sink import DatabaseSink
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
 from sample import readings as sample_readings
