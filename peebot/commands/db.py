@@ -6,6 +6,7 @@ import click
 
 from peebot.commands import one_line_errors
 from peebot_ingest import db as database
+from peebot_ingest import reading_policy as policies
 
 
 @click.group("db")
@@ -38,14 +39,16 @@ def status_cmd() -> None:
         f"database:   {st.url} (PostgreSQL {st.server_version}, {st.size_bytes / 1e6:.1f} MB)"
     )
     click.echo(f"schema:     version {st.version}, {st.mode or 'not migrated'} mode")
-    if st.policy:
-        for line in policy_lines(st.policy):
+    with database.connect(url) as conn:
+        policy = policies.reading_policy(conn)
+    if policy:
+        for line in policy_lines(policy):
             click.echo(line)
     for table, n in st.counts.items():
         click.echo(f"  {table:<20} {n:>12,}" if n >= 0 else f"  {table:<20} {'missing':>12}")
 
 
-def policy_lines(policy: database.ReadingPolicy) -> list[str]:
+def policy_lines(policy: policies.ReadingPolicy) -> list[str]:
     """The reading policy in force, what retention last did, and TimescaleDB's jobs."""
     lines = [f"policy:     {policy.describe()}"]
     if policy.last_retention_at:
@@ -101,11 +104,11 @@ def policy(retention_days: int | None, compress_after_days: int | None) -> None:
     url = database.resolve_database_url()
     if retention_days is None and compress_after_days is None:
         with database.connect(url) as conn:
-            current = database.reading_policy(conn)
+            current = policies.reading_policy(conn)
         if current is None:
             raise click.ClickException("the database is not migrated yet: run `peebot db migrate`")
     else:
-        current = database.set_reading_policy(
+        current = policies.set_reading_policy(
             url, retention_days=retention_days, compress_after_days=compress_after_days
         )
     for line in policy_lines(current):
@@ -117,7 +120,7 @@ def policy(retention_days: int | None, compress_after_days: int | None) -> None:
 def maintain() -> None:
     """Aggregate, compress and apply retention now (what TimescaleDB's scheduler does on its
     own; plain storage has no scheduler)."""
-    result = database.maintain(database.resolve_database_url())
+    result = policies.maintain(database.resolve_database_url())
     click.echo(
         f"{result.mode}: ran {len(result.steps_run)} step(s) "
         f"({', '.join(result.steps_run) or 'none'})"

@@ -18,7 +18,7 @@ import click
 from peebot.commands import one_line_errors
 
 if TYPE_CHECKING:
-    from peebot_ingest.db import ReadingPolicy
+    from peebot_ingest.reading_policy import ReadingPolicy
 
 
 @dataclass
@@ -221,18 +221,19 @@ def replay(
         return
     from peebot.commands.ingest import prepare_database
     from peebot_ingest import db as database
+    from peebot_ingest import reading_policy as policies
 
     url = prepare_database()
     started = time.monotonic()
     with database.connect(url) as conn:
-        policy = database.reading_policy(conn)
+        policy = policies.reading_policy(conn)
     horizons = policy_horizons(policy, datetime.now(UTC)) if policy else {}
     summary = load_recordings(
         url, paths, year=year, strict=strict, progress=sys.stderr.isatty(), horizons=horizons
     )
     # The refresh policy only looks at the last 2 hours: bring replayed history into
     # telemetry_minute now (retention waits for it anyway).
-    database.refresh_history(url)
+    policies.refresh_history(url)
     for problem in summary.errors[:20]:
         click.echo(f"malformed: {problem}", err=True)
     if len(summary.errors) > 20:

@@ -127,7 +127,7 @@ def database_info(conn: psycopg.Connection[Any]) -> dict[str, Any]:
 def reading_policy(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
     """The retention and compression in force, what retention last did and TimescaleDB's
     jobs that carry them out (None before the migration that records a policy)."""
-    from peebot_ingest.db import reading_policy as read_policy
+    from peebot_ingest.reading_policy import reading_policy as read_policy
 
     policy = read_policy(conn)
     if policy is None:

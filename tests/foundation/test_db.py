@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from peebot_ingest import db as database
+from peebot_ingest import reading_policy as policies
 from peebot_iss.catalog import load_catalog, parse_enum
 
 
@@ -178,7 +179,7 @@ def test_plain_maintenance_deletes_past_retention(db_url: str) -> None:
             FROM telemetry_channel, generate_series(1, 40) AS d WHERE item_id = 'NODE3000005'
             """
         )
-    result = database.maintain(db_url)  # the default policy: 30 days
+    result = policies.maintain(db_url)  # the default policy: 30 days
     assert result.mode == "plain" and result.steps_run == ["peebot_retention"]
     assert result.policy is not None and result.policy.last_removed == 10
     with psycopg.connect(db_url) as conn:

@@ -25,7 +25,7 @@ from peebot_dagster.defs.telemetry import telemetry_reading_spec
 from peebot_dagster.detectors.registry import get_processor
 from peebot_dagster.partitions import MINUTE, partition_key
 from peebot_dagster.resources import PostgresResource
-from peebot_ingest import db as database
+from peebot_ingest import reading_policy as policies
 
 URINE = get_processor("urine_tank")
 START = datetime(2023, 9, 18, 22, 0, tzinfo=UTC)
@@ -85,7 +85,7 @@ def test_windows_whose_readings_retention_removed_are_not_re_detected(
         ).fetchone()
     assert posted, "the run enqueued its events' posts"
     stored = event_rows(recording_db)
-    maintained = database.maintain(recording_db)  # 2023 is past the 30-day retention
+    maintained = policies.maintain(recording_db)  # 2023 is past the 30-day retention
     assert maintained.failures == [] and maintained.policy is not None
     assert maintained.policy.raw_kept_from is not None and maintained.policy.raw_kept_from > END
     again = _materialize(assets, recording_db, START, END)
@@ -151,8 +151,8 @@ def test_daily_summary_and_its_guard(storage_db_url: str) -> None:
     }
     assert (meta["uses"], meta["volume_ml"], meta["signal_coverage"]) == (1, 240.0, 0.25)
     assert (meta["level_min"], meta["level_max"], meta["tank_readings"]) == (40, 45, 5)
-    database.set_reading_policy(storage_db_url, retention_days=2)
-    assert database.maintain(storage_db_url).failures == []
+    policies.set_reading_policy(storage_db_url, retention_days=2)
+    assert policies.maintain(storage_db_url).failures == []
     again = _summary(storage_db_url)
     assert not again.success
     message = _failure(again)

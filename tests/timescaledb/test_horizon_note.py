@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from peebot.commands.replay import LoadSummary, horizon_note, policy_horizons
-from peebot_ingest.db import ReadingPolicy
+from peebot_ingest.reading_policy import ReadingPolicy
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

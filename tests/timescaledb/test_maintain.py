@@ -22,7 +22,7 @@ from ts_storage import (
 
 from peebot_dagster.defs.maintenance.jobs import db_maintenance_job
 from peebot_dagster.resources import PostgresResource
-from peebot_ingest import db as database
+from peebot_ingest import reading_policy as policies
 
 TIMESCALEDB_STEPS = [
     "peebot_refresh_history",
@@ -87,9 +87,9 @@ def test_maintain_command_runs_each_step_and_reports_it(
 
 
 def test_maintain_twice_changes_nothing_more(storage_db_url: str, aged: dict[str, list]) -> None:
-    first = database.maintain(storage_db_url)
+    first = policies.maintain(storage_db_url)
     minutes = minute_counts(storage_db_url)
-    second = database.maintain(storage_db_url)
+    second = policies.maintain(storage_db_url)
     assert first.failures == [] and second.failures == []
     assert first.steps_run == second.steps_run
     assert second.policy is not None and second.policy.last_removed == 0

@@ -21,7 +21,7 @@ from ts_storage import (
     utcnow_minute,
 )
 
-from peebot_ingest import db as database
+from peebot_ingest import reading_policy as policies
 from peebot_ingest.recordings import read_recording
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "iss"
@@ -78,7 +78,7 @@ def test_catch_up_after_a_long_outage_reaches_the_aggregate(timescale_db_url: st
     _run_job(timescale_db_url, "policy_refresh_continuous_aggregate")
     seen = minute_counts(timescale_db_url)
     assert any(ts.replace(second=0) not in seen for ts in backlog), "the policy alone misses them"
-    result = database.maintain(timescale_db_url)
+    result = policies.maintain(timescale_db_url)
     assert result.failures == []
     assert minute_counts(timescale_db_url) == expected_minutes(live + backlog)
 
@@ -91,7 +91,7 @@ def test_retention_holds_back_a_chunk_the_aggregate_has_not_seen(timescale_db_ur
     state = setting(timescale_db_url, "reading_retention")
     assert (state["removed"], state["held_back"], state["raw_kept_from"]) == (0, 1, None)
     assert raw_count(timescale_db_url) == 8
-    database.maintain(timescale_db_url)
+    policies.maintain(timescale_db_url)
     assert raw_count(timescale_db_url) == 0
     assert minute_counts(timescale_db_url) == expected_minutes(old)
     assert chunks(timescale_db_url) == []
@@ -106,10 +106,10 @@ def test_pending_chunks_follow_what_the_aggregate_has_seen(timescale_db_url: str
             return conn.execute("SELECT * FROM peebot_minute_pending_chunks()").fetchall()
 
     assert pending() == [(day, day + timedelta(days=1))]
-    assert database.refresh_history(timescale_db_url) == 1
+    assert policies.refresh_history(timescale_db_url) == 1
     assert pending() == []
     # a late reading into the same, already aggregated day
     insert_readings(timescale_db_url, [day + timedelta(hours=9, seconds=7)])
     assert pending() == [(day, day + timedelta(days=1))]
-    assert database.refresh_history(timescale_db_url) == 1
+    assert policies.refresh_history(timescale_db_url) == 1
     assert sum(minute_counts(timescale_db_url).values()) == 5

@@ -12,6 +12,7 @@ import pytest
 from ts_storage import burst, chunks, insert_readings, mode_of, peebot, raw_count, utcnow_minute
 
 from peebot_ingest import db as database
+from peebot_ingest import reading_policy as policies
 from tests.support.timescaledb import pause_timescaledb_jobs
 
 
@@ -19,13 +20,13 @@ def test_policy_command_changes_retention_after_the_first_migration(storage_db_e
     url = storage_db_env
     now = utcnow_minute()
     insert_readings(url, burst(now - timedelta(days=12), 5) + burst(now - timedelta(hours=1), 5))
-    assert database.maintain(url).policy.last_removed == 0  # within 30 days
+    assert policies.maintain(url).policy.last_removed == 0  # within 30 days
     shown = peebot("db", "policy")
     assert shown.exit_code == 0 and "raw readings kept 30 days" in shown.stdout
     changed = peebot("db", "policy", "--retention-days", "10")
     assert changed.exit_code == 0, changed.output
     assert "raw readings kept 10 days" in changed.stdout
-    result = database.maintain(url)
+    result = policies.maintain(url)
     assert result.failures == []
     assert raw_count(url) == 5
     assert result.policy is not None and result.policy.retention_days == 10
@@ -60,7 +61,7 @@ def test_retention_days_zero_keeps_raw_readings_forever(
     if setting == "on":
         pause_timescaledb_jobs(url)
     insert_readings(url, burst(utcnow_minute() - timedelta(days=800), 6))
-    result = database.maintain(url)
+    result = policies.maintain(url)
     assert result.failures == []
     assert result.policy is not None and result.policy.retention_days == 0
     assert result.policy.raw_kept_from is None
@@ -70,8 +71,8 @@ def test_retention_days_zero_keeps_raw_readings_forever(
 
 def test_policy_zero_keeps_what_is_there_from_then_on(storage_db_url: str) -> None:
     insert_readings(storage_db_url, burst(utcnow_minute() - timedelta(days=90), 3))
-    database.set_reading_policy(storage_db_url, retention_days=0)
-    assert database.maintain(storage_db_url).policy.last_removed == 0
+    policies.set_reading_policy(storage_db_url, retention_days=0)
+    assert policies.maintain(storage_db_url).policy.last_removed == 0
     assert raw_count(storage_db_url) == 3
 
 
@@ -93,9 +94,9 @@ def test_environment_set_differently_later_is_named_not_silently_ignored(
 def test_compression_horizon_changes_the_policy_job(timescale_db_url: str) -> None:
     now = utcnow_minute()
     insert_readings(timescale_db_url, burst(now - timedelta(days=4), 4))
-    database.maintain(timescale_db_url)
+    policies.maintain(timescale_db_url)
     assert [c for _, _, c in chunks(timescale_db_url)] == [False]  # younger than 7 days
-    policy = database.set_reading_policy(timescale_db_url, compress_after_days=3)
+    policy = policies.set_reading_policy(timescale_db_url, compress_after_days=3)
     assert policy.compress_after_days == 3 and policy.retention_days == 30
     with psycopg.connect(timescale_db_url) as conn:
         job = conn.execute(
@@ -103,9 +104,9 @@ def test_compression_horizon_changes_the_policy_job(timescale_db_url: str) -> No
             "WHERE proc_name = 'policy_compression'"
         ).fetchone()
     assert job == ("3 days", False)  # the test database's jobs stay paused
-    database.maintain(timescale_db_url)
+    policies.maintain(timescale_db_url)
     assert [c for _, _, c in chunks(timescale_db_url)] == [True]
-    database.set_reading_policy(timescale_db_url, compress_after_days=0)
+    policies.set_reading_policy(timescale_db_url, compress_after_days=0)
     with psycopg.connect(timescale_db_url) as conn:
         assert (
             conn.execute(
@@ -114,7 +115,7 @@ def test_compression_horizon_changes_the_policy_job(timescale_db_url: str) -> No
             ).fetchone()[0]
             == 0
         )
-    assert "never compressed" in database.maintain(timescale_db_url).policy.describe()
+    assert "never compressed" in policies.maintain(timescale_db_url).policy.describe()
     assert raw_count(timescale_db_url) == 4
 
 

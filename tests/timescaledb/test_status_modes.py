@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ts_storage import burst, insert_readings, mode_of, peebot, utcnow_minute
 
-from peebot_ingest import db as database
+from peebot_ingest import reading_policy as policies
 
 
 @pytest.fixture
@@ -41,8 +41,8 @@ def test_status_shows_mode_and_policies_in_force(storage_db_env: str, no_dagster
     storage = _row(before.stdout, "storage")
     assert "raw readings kept 30 d" in storage and "retention never ran" in storage
     insert_readings(url, burst(utcnow_minute() - timedelta(days=45), 4))
-    database.set_reading_policy(url, retention_days=40)
-    database.maintain(url)
+    policies.set_reading_policy(url, retention_days=40)
+    policies.maintain(url)
     after = peebot("status", "--no-dagster")
     assert after.exit_code == 0, after.output
     storage = _row(after.stdout, "storage")

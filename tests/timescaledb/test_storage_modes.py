@@ -12,6 +12,7 @@ import psycopg
 from ts_storage import chunks, mode_of, peebot, utcnow_minute
 
 from peebot_ingest import db as database
+from peebot_ingest import reading_policy as policies
 from peebot_ingest.batch import Batch
 from peebot_ingest.bulk_loader import BulkLoader
 from peebot_ingest.recordings import read_recording
@@ -121,7 +122,7 @@ def test_replay_loads_exactly_and_twice_adds_nothing(storage_db_env: str) -> Non
     assert WALLCLOCK and MIMIC, f"shared recordings missing under {SHARED}"
     url = storage_db_env
     # keep the raw 2018 / 2023 readings whatever the date: this is about counts
-    database.set_reading_policy(url, retention_days=0)
+    policies.set_reading_policy(url, retention_days=0)
     lines = sum(len(read_recording(p, year=2018).readings) for p in WALLCLOCK + MIMIC)
     first = peebot("replay", *WALLCLOCK, "--year", "2018", *MIMIC)
     assert first.exit_code == 0, first.output
