@@ -142,8 +142,12 @@ BEGIN
     FROM peebot_setting WHERE key = 'reading_policy';
     SELECT (value ->> 'raw_kept_from')::timestamptz INTO kept_from
     FROM peebot_setting WHERE key = 'reading_retention';
-    IF coalesce(days, 0) > 0 THEN
-        horizon := now() - make_interval(days => days);
+    horizon := now() - make_interval(days => coalesce(days, 0));
+    IF coalesce(days, 0) > 0 AND EXISTS (
+        SELECT 1 FROM timescaledb_information.chunks c
+        WHERE c.hypertable_schema = current_schema() AND c.hypertable_name = 'telemetry_reading'
+          AND c.range_end <= horizon)
+    THEN
         -- No write may land in an old chunk between choosing and dropping it: its minutes
         -- would be gone before the aggregate saw them. Writers wait for this transaction.
         LOCK TABLE telemetry_reading IN SHARE ROW EXCLUSIVE MODE;
