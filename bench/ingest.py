@@ -2,7 +2,7 @@
 
     uv run python bench/ingest.py [--rows 1000000] [--skip-writer] [--skip-feed] [--parts 1234]
                                   [--feed-count 60000] [--latency-seconds 15] [--rss-seconds 15]
-                                  [--firehose]
+                                  [--firehose] [--timescaledb URL]
 
 (1) The writer path alone: synthetic raw updates (the six ISS Live fields, as the listener
     hands them over) over the 337 catalogue channels, fed as the daemon's writer thread
@@ -19,6 +19,12 @@
     those 100,000: column-wise (`Validator.updates`) against one by one (`update`). Not timed: making
     the input, which is frozen out of the garbage collector's way (the daemon never holds
     200,000 updates).
+    With `--timescaledb URL` (a TimescaleDB server we may create databases on, e.g.
+    $PEEBOT_TEST_TIMESCALEDB_URL), part (1) runs there too, in a database migrated in
+    TimescaleDB mode (hypertable, compression settings, the telemetry_minute aggregate; its
+    background jobs paused): the baseline is then one plain binary COPY of the same rows into
+    the same hypertable, 1,000 days later, so both pay for its chunks, indexes and
+    aggregate invalidation alike.
 (2) The real client against the local TLCP server (`peebot simulate --script counter`, a
     subprocess; with --firehose, bench/firehose.py: the same TLCP server sending the counter
     unpaced, hundreds of updates per frame) sending flat out, the daemon (`peebot ingest`,
@@ -105,10 +111,17 @@ def admin_url() -> Iterator[str]:
         server.cleanup()
 
 
-def fresh_database(admin: str, label: str) -> str:
+def fresh_database(admin: str, label: str, mode: str = "plain") -> str:
     name = f"peebot_bench_{label}_{uuid.uuid4().hex[:6]}"
     url = database.ensure_database(admin, name)
-    database.migrate(url, timescale="off")
+    database.migrate(url, timescale="on" if mode == "timescaledb" else "off")
+    if mode == "timescaledb":
+        # no compression, retention or refresh job may run in the middle of a measurement
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT alter_job(job_id, scheduled => false) "
+                "FROM timescaledb_information.jobs WHERE job_id >= 1000"
+            )
     return url
 
 
@@ -150,11 +163,12 @@ def synthetic_chunk(
     return out
 
 
-def bench_writer(admin: str, rows: int) -> dict[str, Any]:
+def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
     """Chunk by chunk, interleaved so both sides see the same machine load (it is shared):
     the writer path takes a chunk of raw updates to committed rows; then those very rows
-    (dumped in binary, untimed) go by one plain binary COPY into the twin table."""
-    url = fresh_database(admin, "writer")
+    (dumped in binary, untimed) go by one plain binary COPY into the twin table (plain) or
+    into the same hypertable 1,000 days later (TimescaleDB)."""
+    url = fresh_database(admin, "writer", mode)
     items = [c.item_id for c in load_catalog()]
     t0 = datetime(2026, 5, 1, tzinfo=UTC)
     validator = Validator(source="feed", clock_check=False, years=YearTracker(2026))
@@ -170,10 +184,20 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
     elapsed = 0.0
     baseline_s = 0.0
     done = 0
+    shift = timedelta(days=1000)
+    bound = t0 + shift  # TimescaleDB: the baseline's rows lie at and after this
+    if mode == "timescaledb":
+        target, shifted = (
+            "telemetry_reading",
+            COLUMNS.replace(" ts,", " ts + interval '1000 days',"),
+        )
+    else:
+        target, shifted = "baseline_reading", COLUMNS
     with psycopg.connect(url) as conn:
-        # same columns, indexes, unique key and constraints (LIKE copies all but foreign
-        # keys; telemetry_reading has none since sql/0004)
-        conn.execute("CREATE TABLE baseline_reading (LIKE telemetry_reading INCLUDING ALL)")
+        if mode == "plain":
+            # same columns, indexes, unique key and constraints (LIKE copies all but foreign
+            # keys; telemetry_reading has none since sql/0004)
+            conn.execute("CREATE TABLE baseline_reading (LIKE telemetry_reading INCLUDING ALL)")
         conn.commit()
         while done < rows:
             n = min(chunk, rows - done)
@@ -191,11 +215,13 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
             del updates
             gc.unfreeze()
             # the rows this chunk wrote: times only grow with the update number
-            hi = conn.execute("SELECT max(ts) FROM telemetry_reading").fetchone()[0]
+            hi = conn.execute(
+                "SELECT max(ts) FROM telemetry_reading WHERE ts < %s", (bound,)
+            ).fetchone()[0]
             with (
                 dump.open("wb") as fh,
                 conn.cursor().copy(
-                    f"COPY (SELECT {COLUMNS} FROM telemetry_reading "
+                    f"COPY (SELECT {shifted} FROM telemetry_reading "
                     f"WHERE ts > '{lo.isoformat()}' AND ts <= '{hi.isoformat()}' ORDER BY ts) "
                     "TO STDOUT (FORMAT BINARY)"
                 ) as copy,
@@ -205,9 +231,7 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
             conn.commit()
             t = time.perf_counter()
             with (
-                conn.cursor().copy(
-                    f"COPY baseline_reading ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
-                ) as copy,
+                conn.cursor().copy(f"COPY {target} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
                 dump.open("rb") as fh,
             ):
                 while block := fh.read(1 << 20):
@@ -219,8 +243,12 @@ def bench_writer(admin: str, rows: int) -> dict[str, Any]:
         assert writer.close()
         counters = writer.counters
         assert counters.written == rows, f"written {counters.written} of {rows}"
-        n_base = conn.execute("SELECT count(*) FROM baseline_reading").fetchone()[0]
-        n_ours = conn.execute("SELECT count(*) FROM telemetry_reading").fetchone()[0]
+        n_ours = conn.execute(
+            "SELECT count(*) FROM telemetry_reading WHERE ts < %s", (bound,)
+        ).fetchone()[0]
+        n_base = conn.execute(
+            f"SELECT count(*) FROM {target} WHERE %s OR ts >= %s", (mode == "plain", bound)
+        ).fetchone()[0]
     assert n_base == n_ours == rows, (n_base, n_ours, rows)
 
     # a second pass over the last 100k: dedupe at work, nothing added
@@ -512,6 +540,12 @@ def main() -> None:
     ap.add_argument("--parts", default="1234", help="which parts to run, e.g. 23")
     ap.add_argument("--firehose", action="store_true",
                     help="part (2) against bench/firehose.py instead of the simulator")  # fmt: skip
+    ap.add_argument(
+        "--timescaledb",
+        metavar="URL",
+        default=None,
+        help="also run part (1) on this TimescaleDB server (we may create databases on it)",
+    )
     args = ap.parse_args()
     table: list[tuple[str, str, str]] = []
     started = time.monotonic()
@@ -532,6 +566,20 @@ def main() -> None:
                  f"{w['validate_one_us'] / w['validate_many_us']:.1f}x"),
             ]  # fmt: skip
             print_table(table)
+            if args.timescaledb:
+                t = bench_writer(args.timescaledb, args.rows, "timescaledb")
+                table += [
+                    ("(1) TimescaleDB: writer path", f"{t['ours_rps']:,.0f} rows/s",
+                     f"{t['rows']:,} rows in {t['ours_s']:.2f} s, hypertable + aggregate"),
+                    ("(1) TimescaleDB: one plain binary COPY", f"{t['baseline_rps']:,.0f} rows/s",
+                     f"same rows into the same hypertable, {t['baseline_s']:.2f} s"),
+                    ("(1) TimescaleDB: ratio writer / COPY", f"{t['ratio']:.2f}",
+                     f"writer vs plain PostgreSQL's writer above: "
+                     f"{t['ours_rps'] / w['ours_rps']:.2f}"),
+                    ("(1) TimescaleDB: re-sent rows (dedupe)", f"{t['dup_rps']:,.0f} rows/s",
+                     f"{t['dup_rows']:,} re-sent: written {t['dup_written']}, "
+                     f"duplicates {t['dup_duplicates']:,}"),
+                ]  # fmt: skip
         tmp = Path(tempfile.mkdtemp(prefix="peebot-bench-feed-"))
         if not args.skip_feed and "2" in args.parts:
             # baseline, same run: the client on a thread of the daemon's (before issue 17)

@@ -52,7 +52,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "One-screen health of ingest, events and posts.",
     ),
     "posts": ("peebot.commands.posts", "posts", "List, retry or skip social posts."),
-    "db": ("peebot.commands.db", "db", "Database: migrate, status, url, maintain, stop."),
+    "db": ("peebot.commands.db", "db", "Database: migrate, status, url, policy, maintain, stop."),
     "dashboard": (
         "peebot.commands.dashboard",
         "dashboard",

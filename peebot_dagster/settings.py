@@ -133,7 +133,6 @@ class Settings(BaseSettings):
     dagster_run_retention_days: int = Field(
         default=7, description="Delete Dagster runs older than this."
     )
-    retention_days: int = Field(default=30, description="Delete readings older than this.")
 
     # --- posting ----------------------------------------------------------------------------------
     post_backends: Names = Field(default=("dry_run",), description="Where posts go (comma list).")

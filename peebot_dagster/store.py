@@ -263,6 +263,29 @@ def record_processor_run(
     )
 
 
+class RawReadingsGone(RuntimeError):
+    """A run would read readings retention has already removed (message: one line)."""
+
+
+def raw_readings_kept_from(conn: psycopg.Connection[Any]) -> datetime | None:
+    """Raw readings older than this may have been removed by retention; None when none were
+    (`peebot_raw_kept_from()`, sql/0006)."""
+    row = conn.execute("SELECT peebot_raw_kept_from()").fetchone()
+    return None if row is None or row[0] is None else utc(row[0])
+
+
+def check_raw_readings(conn: psycopg.Connection[Any], what: str, reads_from: datetime) -> None:
+    """Refuse to re-run `what` over readings retention removed: it would find them missing,
+    not absent, and replace what it stored then (events, a summary) with nothing."""
+    kept_from = raw_readings_kept_from(conn)
+    if kept_from is not None and utc(reads_from) < kept_from:
+        raise RawReadingsGone(
+            f"{what} reads readings from {reads_from:%Y-%m-%d %H:%M} UTC but retention removed "
+            f"the raw readings before {kept_from:%Y-%m-%d %H:%M} UTC: not re-run, what it "
+            "stored before is kept as it is"
+        )
+
+
 def ingest_watermark(conn: psycopg.Connection[Any]) -> datetime | None:
     """Newest reading time the ingest daemon has written (ISS time), or None."""
     row = conn.execute(

@@ -76,9 +76,13 @@ def run_window(
     params: Any = None,
 ) -> WindowOutcome:
     """Detect over `[start, end)` and replace the events it owns, outbox rows and
-    `processor_state` in the same transaction. `conn` should be in autocommit mode."""
+    `processor_state` in the same transaction. `conn` should be in autocommit mode.
+    Raises `store.RawReadingsGone` for a window (with its look-back) reaching below what
+    retention kept: re-detected from missing readings, its events would be deleted."""
     start, end = store.utc(start), store.utc(end)
     t0 = time.perf_counter()
+    what = f"{processor.name} window [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})"
+    store.check_raw_readings(conn, what, start - processor.lookback)
     watermark = store.ingest_watermark(conn)
     horizon = end + processor.lookahead
     complete = watermark is None or watermark >= horizon

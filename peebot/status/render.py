@@ -112,6 +112,8 @@ def _summary_rows(health: dict[str, Any], now: datetime) -> list[tuple[str, str]
     conn = health["connection"]
     rate = health["readings_per_minute"]
     rows = [("database", database_line(health["database"]))]
+    if policy := health["database"].get("policy"):
+        rows.append(("storage", policy_line(health["database"]["mode"], policy)))
     rows.append(
         (
             "signal",
@@ -194,6 +196,30 @@ def database_line(db: dict[str, Any]) -> str:
         )
         + f", PostgreSQL {db['server_version']}"
     )
+
+
+def policy_line(mode: str | None, policy: dict[str, Any]) -> str:
+    """Retention and compression in force, and what retention last did, in one line."""
+    days = policy["retention_days"]
+    parts = ["raw readings kept " + (f"{days} d" if days else "forever")]
+    if mode == "timescaledb":
+        after = policy["compress_after_days"]
+        parts.append(f"compressed after {after} d" if after else "not compressed")
+        parts.append("minutes kept for good")
+    retention = policy["last_retention_at"]
+    if retention:
+        removed = policy["last_removed"]
+        ran = f"retention {short_when(retention)}: removed {removed or 0} {policy['removed_unit']}"
+        if policy["held_back"]:
+            ran += f", {policy['held_back']} held back until aggregated"
+        parts.append(ran)
+    else:
+        parts.append("retention never ran (`peebot db maintain`)")
+    if policy["raw_kept_from"]:
+        parts.append(f"raw from {policy['raw_kept_from']:%Y-%m-%d %H:%M}")
+    if policy["failed_jobs"]:
+        parts.append("FAILED: " + ", ".join(policy["failed_jobs"]))
+    return "; ".join(parts)
 
 
 def dagster_line(dag: dict[str, Any]) -> str:

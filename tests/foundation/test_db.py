@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from peebot_ingest import db as database
+from peebot_ingest import reading_policy as policies
 from peebot_iss.catalog import load_catalog, parse_enum
 
 
@@ -116,8 +117,42 @@ def test_storage_mode_decision() -> None:
 
 def test_auto_mode_is_plain_on_this_server(empty_db_url: str) -> None:
     with psycopg.connect(empty_db_url) as conn:
-        assert database.timescaledb_available(conn) is False
-    assert database.migrate(empty_db_url).mode == "plain"
+        # the embedded server has no timescaledb at all: plain, and nothing to warn about
+        assert database.probe_timescaledb(conn, empty_db_url) == database.TimescaleProbe(False)
+    result = database.migrate(empty_db_url)
+    assert result.mode == "plain" and result.warnings == []
+
+
+def test_preload_setting_is_read_as_postgres_does() -> None:
+    assert database.preloaded("timescaledb")
+    assert database.preloaded("pg_stat_statements, timescaledb")
+    assert database.preloaded('"timescaledb-2.28.3"')
+    assert database.preloaded("$libdir/timescaledb")
+    assert not database.preloaded("")
+    assert not database.preloaded("pg_stat_statements")
+    assert not database.preloaded("timescaledb_toolkit")
+
+
+def test_on_names_why_an_installed_extension_cannot_be_used() -> None:
+    reason = "the timescaledb extension is installed but not preloaded (add ...)"
+    with pytest.raises(database.DatabaseError, match=r"^PEEBOT_TIMESCALEDB=on: the timescaledb"):
+        database.decide_storage_mode("on", extension_available=False, reason=reason)
+    probe = database.TimescaleProbe(False, reason)
+    assert database.decide_storage_mode("auto", probe.available, probe.reason) == "plain"
+    warning = database.fallback_warning(probe)
+    assert warning is not None and "\n" not in warning and reason in warning
+    assert database.fallback_warning(database.TimescaleProbe(False)) is None
+    assert database.fallback_warning(database.TimescaleProbe(True)) is None
+
+
+def test_policy_drift_names_only_explicit_differences() -> None:
+    in_force = {"retention_days": 30, "compress_after_days": 7}
+    asked = {"retention_days": 30, "compress_after_days": 3}
+    assert database.policy_drift(in_force, asked, explicit=set()) == []
+    assert database.policy_drift(in_force, asked, explicit={"retention_days"}) == []
+    (line,) = database.policy_drift(in_force, asked, explicit={"compress_after_days"})
+    assert "PEEBOT_COMPRESS_AFTER_DAYS=3 but the database keeps 7" in line
+    assert "peebot db policy --compress-after-days 3" in line
 
 
 def test_timescaledb_branch_picks_the_timescaledb_variant(tmp_path: Path) -> None:
@@ -144,9 +179,9 @@ def test_plain_maintenance_deletes_past_retention(db_url: str) -> None:
             FROM telemetry_channel, generate_series(1, 40) AS d WHERE item_id = 'NODE3000005'
             """
         )
-    result = database.maintain(db_url, retention_days=30)
-    assert result.mode == "plain"
-    assert result.deleted_readings == 10
+    result = policies.maintain(db_url)  # the default policy: 30 days
+    assert result.mode == "plain" and result.steps_run == ["peebot_retention"]
+    assert result.policy is not None and result.policy.last_removed == 10
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM telemetry_reading").fetchone() == (30,)
         assert conn.execute("SELECT count(*) FROM telemetry_minute").fetchone() == (30,)
@@ -212,7 +247,9 @@ def test_migrate_takes_the_timescaledb_branch_when_the_extension_is_available(
     # This server has no TimescaleDB: pretend the extension was created, and the migration
     # runner must pick the .timescaledb variant (which then fails here on create_hypertable,
     # leaving the database at 0001).
-    monkeypatch.setattr(database, "timescaledb_available", lambda conn: True)
+    monkeypatch.setattr(
+        database, "probe_timescaledb", lambda conn, url: database.TimescaleProbe(True)
+    )
     with pytest.raises(database.DatabaseError, match=r"0002_reading_storage\.timescaledb\.sql"):
         database.migrate(empty_db_url)
     with psycopg.connect(empty_db_url) as conn:

@@ -48,9 +48,9 @@ def test_cleanup_job_respects_the_retention_setting(monkeypatch) -> None:
         assert len(instance.get_runs()) == 2
 
 
-def test_db_maintenance_job_applies_plain_retention(db_url: str, monkeypatch) -> None:
-    monkeypatch.setenv("PEEBOT_RETENTION_DAYS", "5")
+def test_db_maintenance_job_applies_plain_retention(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
+        conn.execute("SELECT peebot_set_reading_policy(5, NULL)")
         conn.execute(
             """
             INSERT INTO telemetry_reading (channel_id, ts, value, event_id)
@@ -61,13 +61,13 @@ def test_db_maintenance_job_applies_plain_retention(db_url: str, monkeypatch) ->
     result = db_maintenance_job.execute_in_process(resources={"db": PostgresResource(dsn=db_url)})
     assert result.success
     out = result.output_for_node("maintain_database")
-    assert out["mode"] == "plain" and out["deleted"] == 3
+    assert out["mode"] == "plain" and out["retention"]["removed"] == 3
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM telemetry_reading").fetchone() == (5,)
         state = conn.execute(
             "SELECT state_data FROM processor_state WHERE processor_name = 'db_maintain'"
         ).fetchone()
-        assert state is not None and state[0]["deleted"] == 3
+        assert state is not None and state[0]["retention"]["removed"] == 3
 
 
 def test_schedules_default_to_running() -> None:

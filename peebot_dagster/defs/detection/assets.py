@@ -23,6 +23,7 @@ from peebot_dagster.detectors.base import Processor
 from peebot_dagster.detectors.registry import PROCESSORS
 from peebot_dagster.resources import PostgresResource
 from peebot_dagster.settings import get_settings
+from peebot_dagster.store import RawReadingsGone
 from peebot_dagster.windows import (
     ParamsError,
     WindowOutcome,
@@ -128,7 +129,10 @@ def build_detection_asset(
         except ParamsError as exc:
             raise dg.Failure(str(exc)) from exc
         with db.connect(autocommit=True) as conn:
-            outcome = run_window(conn, processor, window.start, window.end, params)
+            try:
+                outcome = run_window(conn, processor, window.start, window.end, params)
+            except RawReadingsGone as exc:
+                raise dg.Failure(str(exc)) from exc
         keys = list(context.partition_keys)
         per_minute = partition_metadata(outcome, keys)
         for key, png in event_charts(outcome, get_settings().charts_per_run).items():

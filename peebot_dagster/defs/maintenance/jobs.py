@@ -1,8 +1,9 @@
 """The maintenance jobs: old Dagster runs deleted, PeeBot's readings kept in bounds.
 
 OSS Dagster keeps runs and their event logs for ever (only ticks have a retention setting in
-dagster.yaml), and PeeBot's own readings need retention (or TimescaleDB's jobs run by hand,
-where its background scheduler does not work). Two jobs (scheduled in schedules.py) do both.
+dagster.yaml), and PeeBot's own readings need retention, compression and their minute aggregate
+(plain storage has no scheduler; TimescaleDB's does not work on every build). Two jobs
+(scheduled in schedules.py) do both.
 """
 
 # No `from __future__ import annotations`: Dagster reads the ops' annotations at runtime.
@@ -10,6 +11,8 @@ where its background scheduler does not work). Two jobs (scheduled in schedules.
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import psycopg
+from psycopg.types.json import Jsonb
 
 from peebot_dagster.defs.tags import kind
 from peebot_dagster.resources import PostgresResource
@@ -50,16 +53,38 @@ def delete_old_runs(context: dg.OpExecutionContext) -> int:
 
 @dg.op
 def maintain_database(context: dg.OpExecutionContext, db: PostgresResource) -> dict[str, object]:
-    """Retention / compression / aggregate refresh: the `peebot_maintain` procedure (sql/0003),
-    the same one `peebot db maintain` calls."""
-    days = get_settings().retention_days
+    """Aggregate refresh, compression and retention: each statement `peebot_maintenance_steps()`
+    (sql/0005) lists, run at top level in autocommit as `peebot db maintain` runs them
+    (TimescaleDB's `CALL run_job` fails inside a procedure). A failing step fails the op after
+    the others ran."""
+    ran: list[str] = []
+    failed: list[str] = []
     with db.connect(autocommit=True) as conn:
-        row = conn.execute("CALL peebot_maintain(%s, NULL)", (days,)).fetchone()
+        steps = conn.execute("SELECT step, statement FROM peebot_maintenance_steps()").fetchall()
+        for step, statement in steps:
+            try:
+                conn.execute(statement)
+            except psycopg.Error as exc:
+                failed.append(f"{step}: {exc.diag.message_primary or exc}")
+                continue
+            ran.append(step)
+        row = conn.execute(
+            "SELECT peebot_maintenance_report(%s)", (Jsonb({"ran": ran, "failed": failed}),)
+        ).fetchone()
     result = dict(row[0]) if row else {}
-    context.log.info(f"database maintenance: {result}")
+    retention = result.get("retention") or {}
+    context.log.info(f"database maintenance: ran {ran}; retention {retention}")
     context.add_output_metadata(
-        {"mode": str(result.get("mode")), "deleted_readings": int(result.get("deleted", 0))}
+        {
+            "mode": str(result.get("mode")),
+            "steps": ", ".join(ran),
+            "removed": int(retention.get("removed") or 0),
+            "removed_unit": str(retention.get("removed_unit") or ""),
+            "held_back_chunks": int(retention.get("held_back") or 0),
+        }
     )
+    if failed:
+        raise dg.Failure(f"{len(failed)} maintenance step(s) failed: " + "; ".join(failed))
     return result
 
 

@@ -12,6 +12,7 @@ from peebot_dagster.defs.telemetry import TELEMETRY_READING_KEY
 from peebot_dagster.posting.render import render_digest
 from peebot_dagster.resources import PostgresResource
 from peebot_dagster.settings import get_settings
+from peebot_dagster.store import RawReadingsGone, check_raw_readings
 from peebot_dagster.summary import load_day, summarize
 
 DEFAULT_DAILY_DAYS = 60
@@ -40,6 +41,10 @@ def daily_summary(context: dg.AssetExecutionContext, db: PostgresResource) -> dg
     start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
     elapsed = int((min(end, datetime.now(UTC)) - start).total_seconds() // 60)
     with db.connect() as conn:
+        try:
+            check_raw_readings(conn, f"daily_summary {start:%Y-%m-%d}", start)
+        except RawReadingsGone as exc:
+            raise dg.Failure(str(exc)) from exc
         events, aos_minutes, levels = load_day(conn, start, end)
     day_levels = [v for ts, v in levels if ts >= start]
     summary = summarize(start.date(), events, aos_minutes, max(elapsed, 0), day_levels)
