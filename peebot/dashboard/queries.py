@@ -22,7 +22,7 @@ from peebot_iss.catalog import URINE_TANK
 
 APPLICATION_NAME = "peebot-dashboard"
 INGEST_WATERMARK = "ingest"
-ML_PER_PCT = 80.0  # DESIGN.md section 2: 1 % of the tank ~ 80 mL (the detectors' figure)
+ML_PER_PCT = 80.0  # 1 % of the tank ~ 80 mL (secondhand; the detectors' figure)
 # Signal transitions (LOS/AOS) are the chart's gaps and the signal badge, not list items.
 UNLISTED_PROCESSORS = ("signal",)
 MAX_EVENTS = 500  # per /api/events answer
