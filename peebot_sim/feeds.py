@@ -236,6 +236,8 @@ class RecordingFeed:
     TimeStamps are the recorded times. Unless the recording has `TIME_000001`, a time tick with
     Status.Class 24 is added every `time_tick_s` of recorded time (at most 50 per wall second
     at high speed), so a client sees signal.
+    The replay starts when the first client subscribes (`wait_for_subscriber`; the server
+    honours it): at high speed a client connecting a moment late would miss the beginning.
     `finished` (a threading.Event) is set when the recording is over (the server keeps running)."""
 
     MAX_TICKS_PER_S = 50.0
@@ -248,8 +250,10 @@ class RecordingFeed:
         time_tick_s: float | None = 1.0,
         items: Iterable[str] | None = None,
         tick_s: float = 0.02,
+        wait_for_subscriber: bool = True,
     ) -> None:
         self.readings = sorted(readings, key=lambda r: r[1])
+        self.wait_for_subscriber = wait_for_subscriber
         self.speed = float(speed)
         self.tick_s = tick_s
         recorded = {r[0] for r in self.readings}

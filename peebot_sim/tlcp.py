@@ -322,6 +322,9 @@ class TlcpServer:
         self._runner: web.AppRunner | None = None
         self._feed_task: asyncio.Task[None] | None = None
         self._reaper: asyncio.Task[None] | None = None
+        # A feed with `wait_for_subscriber = True` (a recording) starts at the first
+        # subscription: played to nobody, its beginning would be lost to the client.
+        self.first_subscription = asyncio.Event()
         self._prefix = f"S{int(time.time() * 1000) % 10**9:x}"
         self.stopping = False
         self.app = web.Application()
@@ -353,6 +356,9 @@ class TlcpServer:
 
     async def _run_feed(self) -> None:
         try:
+            if getattr(self.hub.feed, "wait_for_subscriber", False):
+                log.info("feed starts when the first client subscribes")
+                await self.first_subscription.wait()
             await self.hub.feed.run(self.hub.publish)
         except asyncio.CancelledError:
             raise
@@ -498,6 +504,7 @@ class TlcpServer:
                 current = self.hub.state.get(item)
                 if current:
                     _send_item(session, sub, pos, item, current, snapshot=True)
+        self.first_subscription.set()
         return answer
 
     # -- WebSocket transport

@@ -63,6 +63,15 @@ def _then_clear_settings(change: Any) -> Any:
     return change_then_clear
 
 
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real ISS recordings beside the clone (`../shared/data/iss`); a test that needs
+    them skips, naming the path, when they are not there."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"needs the shared ISS recordings in {SHARED_DATA}, which is missing")
+    return SHARED_DATA
+
+
 @dataclass
 class PgServer:
     admin_url: str  # a database on the server we may CREATE DATABASE from

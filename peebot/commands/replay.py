@@ -187,7 +187,7 @@ def _stderr_console() -> Any:
     "--serve",
     "mode",
     flag_value="serve",
-    help="Stream through the local TLCP server, as a live feed.",
+    help="Stream through the local TLCP server, as a live feed (from the first subscription).",
 )
 @click.option(
     "--speed",
@@ -323,13 +323,15 @@ def _serve(
     readings = [(r.item_id, r.ts, repr(r.value)) for rec in recordings for r in rec.readings]
     if not readings:
         raise click.ClickException("nothing to serve")
-    readings += year_readings(readings)
+    # the year first: a reading at the same instant as its year item must not be decoded
+    # before the client knows the year (the feed's sort by time keeps this order)
+    readings = year_readings(readings) + readings
     feed = RecordingFeed(readings, speed)
 
     def ready(server: TlcpServer) -> None:
         click.echo(
             f"peebot replay: serving {len(readings)} readings at {server.url} (ISSLIVE), "
-            f"speed {speed:g}; Ctrl-C to stop",
+            f"speed {speed:g}, from the first client's subscription; Ctrl-C to stop",
             err=True,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,9 +26,9 @@ def test_assets(test_partitions: dg.TimeWindowPartitionsDefinition) -> list[Any]
 
 
 @pytest.fixture
-def loaded_db(db_url: str) -> str:
+def loaded_db(db_url: str, shared_data: Path) -> str:
     """A database holding the 2023 recording."""
-    load_readings(db_url, recording_frame())
+    load_readings(db_url, recording_frame(shared_data))
     return db_url
 
 

@@ -14,23 +14,15 @@ import psycopg
 from peebot_dagster.resources import PostgresResource
 from peebot_ingest.recordings import read_recording, to_frame
 
-RECORDING_DIR = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "data"
-    / "iss"
-    / "issp-2023"
-    / "public"
-    / "data"
-)
 READING_NS = uuid.UUID("6f1c1b9e-8a2b-4c55-9b1e-2c7d3f4a5b60")
 # The recording runs 2023-09-18 22:42 .. 2023-09-19 11:22 (UTC).
 TEST_START = datetime(2023, 9, 18, 20, 0, tzinfo=UTC)
 
 
-def recording_frame() -> pd.DataFrame:
+def recording_frame(shared_data: Path) -> pd.DataFrame:
+    """The 2023 recording (`shared_data`: the `shared_data` fixture's folder)."""
     readings = []
-    for path in sorted(Path(RECORDING_DIR).glob("*.txt")):
+    for path in sorted((shared_data / "issp-2023" / "public" / "data").glob("*.txt")):
         readings.extend(read_recording(path).readings)
     return to_frame(readings)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -46,13 +47,15 @@ def metadata(result: dg.ExecuteInProcessResult, name: str) -> dict[str, Any]:
     return {k: v.value for k, v in mats[0].metadata.items()}
 
 
-def detector_events(start: datetime, end: datetime) -> list[tuple[str, str]]:
+def detector_events(shared_data: Path, start: datetime, end: datetime) -> list[tuple[str, str]]:
     """What the detector finds on the whole recording, for events starting in the range."""
-    events = URINE.detect(recording_frame())
+    events = URINE.detect(recording_frame(shared_data))
     return [(e.event_key, e.event_type) for e in events if start <= e.start < end]
 
 
-def test_recording_materialized_yields_detector_events(loaded_db, test_assets, instance):
+def test_recording_materialized_yields_detector_events(
+    loaded_db, test_assets, instance, shared_data
+):
     start = datetime(2023, 9, 18, 22, 0, tzinfo=UTC)
     end = datetime(2023, 9, 19, 11, 0, tzinfo=UTC)
     result = materialize(
@@ -67,7 +70,7 @@ def test_recording_materialized_yields_detector_events(loaded_db, test_assets, i
     mats = result.asset_materializations_for_node("urine_tank_events")
     assert len(mats) == int((end - start) / MINUTE)  # one per minute of the range
     stored = [(r["event_key"], r["event_type"]) for r in event_rows(loaded_db)]
-    expected = detector_events(start, end)
+    expected = detector_events(shared_data, start, end)
     assert stored == expected
     assert {t for _, t in stored} == {"urination", "bulk_transfer"}
     for row in event_rows(loaded_db):

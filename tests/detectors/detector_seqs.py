@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "iss"
 
 
 def at(seconds: float) -> datetime:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
-from detector_seqs import DATA
 
 from peebot.commands.detect import detect
 
 
-def test_detect_prints_one_json_object_per_event() -> None:
-    files = [str(p) for p in sorted((DATA / "issp-2023").rglob("NODE*.txt"))]
+def test_detect_prints_one_json_object_per_event(shared_data: Path) -> None:
+    files = [str(p) for p in sorted((shared_data / "issp-2023").rglob("NODE*.txt"))]
     result = CliRunner().invoke(detect, files)
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]

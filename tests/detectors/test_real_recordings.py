@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from detector_seqs import DATA
 
 from peebot_dagster.detectors.base import window_frame
 from peebot_dagster.detectors.registry import PROCESSORS
@@ -15,10 +15,7 @@ from peebot_dagster.detectors.urine import URINE_TANK
 from peebot_dagster.detectors.water import CLEAN_WATER
 from peebot_ingest.recordings import read_recording, to_frame
 
-ISSP = DATA / "issp-2023"
-MIMIC = DATA / "iss-mimic-2018" / "Pi" / "RecordedData" / "Data" / "Archive"
-
-pytestmark = pytest.mark.skipif(not ISSP.exists(), reason="shared recordings not present")
+MIMIC_ARCHIVE = Path("iss-mimic-2018") / "Pi" / "RecordedData" / "Data" / "Archive"
 
 # Every rise of 2 % or more that holds in the 2023 recording, labelled by reading the file
 # (value before -> value held after, first reading of the rise). Pumped rises are transfers.
@@ -42,9 +39,10 @@ def _utc(text: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def frame_2023() -> pd.DataFrame:
-    files = [ISSP / "public/data/NODE3000005.txt", ISSP / "NODE3000005.txt"]
-    files.append(ISSP / "public/data/NODE3000004.txt")
+def frame_2023(shared_data: Path) -> pd.DataFrame:
+    issp = shared_data / "issp-2023"
+    files = [issp / "public/data/NODE3000005.txt", issp / "NODE3000005.txt"]
+    files.append(issp / "public/data/NODE3000004.txt")
     readings = [r for f in files for r in read_recording(f).readings]
     return to_frame(readings)
 
@@ -121,20 +119,21 @@ def test_upa_cycles_and_drain_rates_2023(frame_2023) -> None:
     assert stop["state_before_name"] == "NORMAL" and stop["state_after_name"] == "STANDBY"
 
 
-def test_clean_water_draws_2018() -> None:
-    rec = read_recording(MIMIC / "NODE3000009.txt", year=2018)
+def test_clean_water_draws_2018(shared_data: Path) -> None:
+    mimic = shared_data / MIMIC_ARCHIVE
+    rec = read_recording(mimic / "NODE3000009.txt", year=2018)
     events = CLEAN_WATER.detect(to_frame(rec.readings))
     assert [e.event_type for e in events] == ["clean_water_draw"] * 3
     for e in events:
         assert -5.6 < e.metadata["delta"] < -5.2
         assert e.confidence > 0.9
     # the waste-water tank in the same recording has no steps
-    waste = read_recording(MIMIC / "NODE3000008.txt", year=2018)
+    waste = read_recording(mimic / "NODE3000008.txt", year=2018)
     assert CLEAN_WATER.detect(to_frame(waste.readings)) == []
 
 
-def test_all_processors_run_on_all_recordings() -> None:
-    for path in sorted(DATA.rglob("NODE*.txt")):
+def test_all_processors_run_on_all_recordings(shared_data: Path) -> None:
+    for path in sorted(shared_data.rglob("NODE*.txt")):
         frame = to_frame(read_recording(path, year=2018).readings)
         for p in PROCESSORS:
             for e in p.detect(frame):

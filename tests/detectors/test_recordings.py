@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from detector_seqs import DATA
 
 from peebot_ingest.recordings import (
     CSV_HEADER,
@@ -115,8 +115,8 @@ def test_unknown_format_is_refused(tmp_path) -> None:
         read_recording(path)
 
 
-def test_to_frame_has_the_detector_shape() -> None:
-    rec = read_recording(DATA / "issp-2023" / "public" / "data" / "NODE3000004.txt")
+def test_to_frame_has_the_detector_shape(shared_data: Path) -> None:
+    rec = read_recording(shared_data / "issp-2023" / "public" / "data" / "NODE3000004.txt")
     frame = to_frame(rec.readings)
     assert list(frame.columns) == ["item_id", "ts", "value", "status_class"]
     assert str(frame["ts"].dt.tz) == "UTC"
@@ -126,9 +126,9 @@ def test_to_frame_has_the_detector_shape() -> None:
     assert len(to_frame([])) == 0
 
 
-def test_real_files_parse_without_errors() -> None:
+def test_real_files_parse_without_errors(shared_data: Path) -> None:
     counts = {}
-    for path in sorted(DATA.rglob("NODE*.txt")):
+    for path in sorted(shared_data.rglob("NODE*.txt")):
         rec = read_recording(path, year=2018)
         assert rec.errors == []
         counts[path.name] = counts.get(path.name, 0) + len(rec.readings)

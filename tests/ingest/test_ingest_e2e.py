@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,7 +89,7 @@ def running_daemon(
 def test_n_updates_served_give_exactly_n_rows(db_url: str, tmp_path: Path) -> None:
     feed = ScriptedFeed()
     with run_server_in_thread(feed) as srv, running_daemon(db_url, srv.url, tmp_path) as daemon:
-        wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=10)
+        wait_until(srv.has_subscription, timeout=60)  # what is published from now on is served
         start = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
         # the year, as ISS Live announces it: without it the daemon takes the year from the
         # clock, and from late November on a 3 February TimeStamp reads as next year's
@@ -98,7 +97,7 @@ def test_n_updates_served_give_exactly_n_rows(db_url: str, tmp_path: Path) -> No
         sent: list[Row] = []
         items = ["NODE3000005", "NODE3000004", "NODE3000008", "NEWITEM_7"]
         for i in range(400):
-            when = start.replace(microsecond=0) + (i * (start - start.replace(hour=4)) / 3600)
+            when = start + timedelta(seconds=i)
             item = items[i % len(items)]
             if item == "NEWITEM_7":
                 continue  # not subscribed: the server never sends it
@@ -106,8 +105,8 @@ def test_n_updates_served_give_exactly_n_rows(db_url: str, tmp_path: Path) -> No
             hours = float(fields["TimeStamp"])
             sent.append((item, decode_timestamp(hours, 2026), i * 0.5))
         feed.publish_value("NODE3000005", "not-a-number", start)  # rejected, not dropped
-        wait_until(lambda: len(db_rows(db_url, exclude_time=True)) >= len(sent), timeout=20)
-        wait_until(lambda: daemon.writer.counters.rejected >= 1, timeout=10)
+        wait_until(lambda: len(db_rows(db_url, exclude_time=True)) >= len(sent), timeout=60)
+        wait_until(lambda: daemon.writer.counters.rejected >= 1, timeout=60)
     rows = db_rows(db_url, exclude_time=True)
     assert sorted(rows) == sorted(sent)
     assert rows[0][1].tzinfo is not None
@@ -153,12 +152,12 @@ def test_server_killed_and_restarted_nothing_missing_no_duplicates(
     with running_daemon(db_url, srv.url, tmp_path) as daemon, contextlib.ExitStack() as stop:
         srv.start()
         stop.callback(srv.terminate)
-        wait_until(lambda: len(db_rows(db_url, exclude_time=True)) >= 400, timeout=20)
+        wait_until(lambda: len(db_rows(db_url, exclude_time=True)) >= 400, timeout=60)
         srv.kill()  # SIGKILL: no END; the client notices through its keepalive timers
-        wait_until(lambda: daemon.state.connection.startswith("DISCONNECTED"), timeout=15)
+        wait_until(lambda: daemon.state.connection.startswith("DISCONNECTED"), timeout=60)
         srv.start()  # same port; the counter resumes after the last logged sequence number
-        wait_until(lambda: _max_seq(log) == 1599, timeout=30)
-        wait_until(lambda: set(db_rows(db_url)) >= sent_rows(log), timeout=20)
+        wait_until(lambda: _max_seq(log) == 1599, timeout=60)
+        wait_until(lambda: set(db_rows(db_url)) >= sent_rows(log), timeout=60)
         sessions = {r["session"] for r in read_sent_log(log)}
     rows = db_rows(db_url)
     assert len(sessions) >= 2, "the client did not reconnect to the restarted server"
@@ -176,15 +175,15 @@ def test_snapshot_resent_on_reconnect_adds_no_rows(db_url: str, tmp_path: Path) 
     items = ["NODE3000005", "NODE3000004", "NODE3000008", "TIME_000001"]
     start = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
     with run_server_in_thread(feed) as srv, running_daemon(db_url, srv.url, tmp_path) as daemon:
-        wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=10)
+        wait_until(srv.has_subscription, timeout=60)
         for i in range(40):
             feed.publish_value(items[i % 4], f"{i}.25", start.replace(second=i))
-        wait_until(lambda: len(db_rows(db_url)) == 40, timeout=15)
+        wait_until(lambda: len(db_rows(db_url)) == 40, timeout=60)
         sessions_before = daemon.state.connection
         srv.restart()  # END,48, same port, same state: the client reconnects, gets a snapshot
-        wait_until(lambda: daemon.writer.counters.duplicates >= 4, timeout=20)
+        wait_until(lambda: daemon.writer.counters.duplicates >= 4, timeout=60)
         feed.publish_value("NODE3000005", "99", start.replace(minute=59))
-        wait_until(lambda: len(db_rows(db_url)) == 41, timeout=15)
+        wait_until(lambda: len(db_rows(db_url)) == 41, timeout=60)
         assert sessions_before.startswith("CONNECTED")
     with psycopg.connect(db_url) as conn:
         states = [
@@ -212,21 +211,18 @@ def test_database_outage_midstream_every_update_once(
                 proxy.url_for(db_url), srv.url, tmp_path, memory_rows=400, retry_max=0.5
             ) as daemon,
         ):
-            wait_until(lambda: len(db_rows(db_url)) >= 300, timeout=20)
+            wait_until(lambda: len(db_rows(db_url)) >= 300, timeout=60)
             proxy.refuse()  # connections dropped and refused
-            down_at = time.monotonic()
-            wait_until(lambda: daemon.writer.db_up is False, timeout=10)
-            wait_until(lambda: daemon.writer.journal.entries > 0, timeout=20)  # spilled
-            outage = time.monotonic() - down_at
+            wait_until(lambda: daemon.writer.db_up is False, timeout=60)
+            wait_until(lambda: daemon.writer.journal.entries > 0, timeout=60)  # spilled
             proxy.resume()
-            wait_until(feed.finished.is_set, timeout=30)
-            wait_until(lambda: daemon.writer.backlog == 0 and daemon.feed.queued == 0, timeout=30)
-            wait_until(lambda: len(db_rows(db_url)) >= len(sent_rows(log)), timeout=20)
+            wait_until(feed.finished.is_set, timeout=60)
+            wait_until(lambda: daemon.writer.backlog == 0 and daemon.feed.queued == 0, timeout=60)
+            wait_until(lambda: len(db_rows(db_url)) >= len(sent_rows(log)), timeout=60)
             counters = daemon.writer.counters
     finally:
         proxy.close()
     rows = db_rows(db_url)
-    assert outage > 1.0
     assert counters.outages == 1 and counters.spilled > 0 and counters.journal_replayed > 0
     assert len(rows) == len(set(rows))
     assert set(db_rows(db_url, exclude_time=True)) == sent_rows(log, exclude_time=True)
@@ -265,7 +261,7 @@ def test_sigterm_midstream_everything_received_is_written(db_url: str, tmp_path:
             text=True,
         )
         try:
-            wait_until(lambda: len(db_rows(db_url)) >= 500, timeout=30)
+            wait_until(lambda: len(db_rows(db_url)) >= 500, timeout=60)
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
         finally:
@@ -296,8 +292,8 @@ def test_replay_serve_streams_a_recording_into_the_daemon(db_url: str, tmp_path:
     csv = tmp_path / "rec.csv"
     lines = ["item_id,ts,value,status_class,calibrated_data", f"NODE3000005,{t0.isoformat()},40,,"]
 
-    # the rest starts 600 recorded seconds later: 3 s of wall time at speed 200, time for
-    # the client to connect before it flows
+    # the rest starts 600 recorded seconds later (3 s of wall time at speed 200); the replay
+    # itself starts at the daemon's subscription, its year item first
     def on_the_wire(when: datetime) -> datetime:  # TimeStamps carry ~0.4 ms resolution
         return decode_timestamp(float(format_timestamp(when)), 2023)
 
@@ -316,7 +312,7 @@ def test_replay_serve_streams_a_recording_into_the_daemon(db_url: str, tmp_path:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            wait_until(lambda: port_open("127.0.0.1", port), timeout=30)
+            wait_until(lambda: port_open("127.0.0.1", port), timeout=60)
             try:
                 wait_until(
                     lambda: {r for r in db_rows(db_url) if r[0] == "NODE3000005"} >= expected,
@@ -343,12 +339,12 @@ def test_terminal_feed_error_is_retried_until_the_server_accepts(
     ):
         daemon.config.reconnect_seconds = 1.0
         # CONERR 2 (unknown adapter set): the client stops for good; the daemon does not
-        wait_until(lambda: daemon._last_feed_error.startswith("server error 2"), timeout=15)
+        wait_until(lambda: daemon._last_feed_error.startswith("server error 2"), timeout=60)
         srv.adapter_set = "ISSLIVE"
         srv.restart()
-        wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=20)
+        wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=60)
         fields = feed.publish_value("NODE3000005", "61", datetime(2026, 1, 2, tzinfo=UTC))
-        wait_until(lambda: len(db_rows(db_url)) == 1, timeout=15)
+        wait_until(lambda: len(db_rows(db_url)) == 1, timeout=60)
     with psycopg.connect(db_url) as conn:
         states = [
             r[0]
@@ -370,15 +366,15 @@ def test_daemon_starts_with_the_database_down_and_catches_up(db_url: str, tmp_pa
             run_server_in_thread(feed) as srv,
             running_daemon(proxy.url_for(db_url), srv.url, tmp_path, retry_max=0.3) as daemon,
         ):
-            wait_until(lambda: daemon.state.connection.startswith("CONNECTED:WS"), timeout=15)
+            wait_until(srv.has_subscription, timeout=60)
             when = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
             for i in range(20):
                 feed.publish_value("NODE3000005", str(i), when + timedelta(seconds=i))
-            wait_until(lambda: daemon.validated >= 20, timeout=15)
-            wait_until(lambda: daemon.writer.db_up is False, timeout=15)
+            wait_until(lambda: daemon.validated >= 20, timeout=60)
+            wait_until(lambda: daemon.writer.db_up is False, timeout=60)
             assert not db_rows(db_url) and len(daemon.writer.pending) >= 20
             proxy.resume()
-            wait_until(lambda: len(db_rows(db_url)) == 20, timeout=20)
+            wait_until(lambda: len(db_rows(db_url)) == 20, timeout=60)
     finally:
         proxy.close()
     assert [r[2] for r in db_rows(db_url)] == [float(i) for i in range(20)]

@@ -12,9 +12,17 @@ from click.testing import CliRunner
 from peebot.cli import cli
 from peebot_ingest.recordings import read_recording
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "iss"
-WALLCLOCK = sorted(str(p) for p in (SHARED / "issp-2023").rglob("*.txt"))
-MIMIC = sorted(str(p) for p in (SHARED / "iss-mimic-2018").rglob("*.txt"))
+
+@pytest.fixture
+def wallclock(shared_data: Path) -> list[str]:
+    """The 2023 recording's files (wall-clock lines)."""
+    return sorted(str(p) for p in (shared_data / "issp-2023").rglob("*.txt"))
+
+
+@pytest.fixture
+def mimic(shared_data: Path) -> list[str]:
+    """The 2018 ISS Mimic recording's files (TimeStamp lines, year 2018)."""
+    return sorted(str(p) for p in (shared_data / "iss-mimic-2018").rglob("*.txt"))
 
 
 def _rows(url: str) -> set[tuple]:
@@ -35,20 +43,22 @@ def _expected(paths: list[str], year: int | None = None) -> set[tuple]:
     return out
 
 
-def test_replay_real_recordings_loads_exactly_the_valid_lines(db_env: str) -> None:
-    assert WALLCLOCK and MIMIC, f"shared recordings missing under {SHARED}"
+def test_replay_real_recordings_loads_exactly_the_valid_lines(
+    db_env: str, wallclock: list[str], mimic: list[str]
+) -> None:
+    assert wallclock and mimic, "the shared recordings are there but hold no .txt files"
     runner = CliRunner()
-    first = runner.invoke(cli, ["replay", *WALLCLOCK])
+    first = runner.invoke(cli, ["replay", *wallclock])
     assert first.exit_code == 0, first.output
-    second_files = runner.invoke(cli, ["replay", "--year", "2018", *MIMIC])
+    second_files = runner.invoke(cli, ["replay", "--year", "2018", *mimic])
     assert second_files.exit_code == 0, second_files.output
-    expected = _expected(WALLCLOCK) | _expected(MIMIC, 2018)
+    expected = _expected(wallclock) | _expected(mimic, 2018)
     rows = _rows(db_env)
     assert rows == expected
-    lines = sum(len(read_recording(p, year=2018).readings) for p in WALLCLOCK + MIMIC)
+    lines = sum(len(read_recording(p, year=2018).readings) for p in wallclock + mimic)
     # identical lines (same item, second and value) are one reading
     assert "loaded" in first.output and len(rows) <= lines
-    again = runner.invoke(cli, ["replay", *WALLCLOCK, "--year", "2018", *MIMIC])
+    again = runner.invoke(cli, ["replay", *wallclock, "--year", "2018", *mimic])
     assert again.exit_code == 0, again.output
     assert "loaded 0," in again.output
     assert f"duplicates {lines}," in again.output
@@ -80,10 +90,14 @@ def test_malformed_lines_are_reported_not_fatal_unless_strict(db_env: str, tmp_p
 
 
 def test_export_then_replay_round_trips(
-    db_env: str, tmp_path: Path, pg_server: Any, monkeypatch: pytest.MonkeyPatch
+    db_env: str,
+    tmp_path: Path,
+    pg_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    wallclock: list[str],
 ) -> None:
     runner = CliRunner()
-    assert runner.invoke(cli, ["replay", *WALLCLOCK]).exit_code == 0
+    assert runner.invoke(cli, ["replay", *wallclock]).exit_code == 0
     inject = runner.invoke(
         cli,
         [

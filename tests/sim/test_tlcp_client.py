@@ -155,7 +155,7 @@ def test_unknown_adapter_set_is_refused() -> None:
         client.addListener(status)
         client.connect()
         try:
-            wait_until(lambda: status.server_errors, timeout=10)
+            wait_until(lambda: status.server_errors, timeout=60)
             assert status.server_errors[0][0] == 2
             status.wait_for_status("DISCONNECTED")
         finally:
@@ -196,7 +196,7 @@ def test_http_stream_rebinds_when_content_length_is_used_up() -> None:
                 feed.publish("A", {"Value": f"value-{i:04d}"})
                 if i % 50 == 0:
                     time.sleep(0.02)
-            listener.wait_for(lambda li: len(li.updates) >= 600, timeout=20)
+            listener.wait_for(lambda li: len(li.updates) >= 600, timeout=60)
         finally:
             client.disconnect()
     assert listener.values("A") == [f"value-{i:04d}" for i in range(600)]

@@ -158,6 +158,15 @@ class ThreadServer:
 
         return asyncio.run_coroutine_threadsafe(_call(), self.loop).result(10)
 
+    def has_subscription(self) -> bool:
+        """Some client has subscribed. Being connected is not enough before publishing: an
+        update published before the subscription is not served to that client (its snapshot
+        carries only each item's latest value)."""
+        server = self.server
+        if server is None or self.loop is None:
+            return False
+        return bool(self.call(lambda: any(s.subs for s in server.hub.sessions.values())))
+
     def stop(self) -> None:
         """Graceful stop: END,48 to every client (they reconnect), then close the port."""
         if self.loop is None or self.server is None or self._thread is None:
