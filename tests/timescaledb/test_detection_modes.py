@@ -39,9 +39,9 @@ def assets() -> list[Any]:
 
 
 @pytest.fixture
-def recording_db(storage_db_url: str) -> str:
+def recording_db(storage_db_url: str, shared_data: Path) -> str:
     """A database of each mode holding the 2023 recording."""
-    load_readings(storage_db_url, recording_frame())
+    load_readings(storage_db_url, recording_frame(shared_data))
     return storage_db_url
 
 
@@ -62,12 +62,14 @@ def _failure(result: Any) -> str:
     return str(event.step_failure_data.user_failure_data.description)
 
 
-def test_detection_assets_read_their_windows(recording_db: str, assets: list[Any]) -> None:
+def test_detection_assets_read_their_windows(
+    recording_db: str, assets: list[Any], shared_data: Path
+) -> None:
     result = _materialize(assets, recording_db, START, END)
     assert result.success
     expected = [
         (e.event_key, e.event_type)
-        for e in URINE.detect(recording_frame())
+        for e in URINE.detect(recording_frame(shared_data))
         if START <= e.start < END
     ]
     assert [(r["event_key"], r["event_type"]) for r in event_rows(recording_db)] == expected
