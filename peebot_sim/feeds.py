@@ -204,6 +204,7 @@ class ModelFeed:
     async def run(self, publish: Publish) -> None:
         truth_fh: IO[str] | None = None
         if self.truth_path is not None:
+            self.truth_path.parent.mkdir(parents=True, exist_ok=True)
             truth_fh = self.truth_path.open("a", encoding="utf-8")
         wall0 = time.monotonic()
         try:

@@ -44,6 +44,10 @@ FieldValue = str | None
 Publish = Callable[[str, Mapping[str, FieldValue]], None]
 
 
+class FeedStopped(RuntimeError):
+    """The feed task ended (feeds run until cancelled): the server has nothing left to serve."""
+
+
 class Feed(Protocol):
     """What the server needs from a source of telemetry."""
 
@@ -149,6 +153,7 @@ class Session:
         self.subs: dict[int, Subscription] = {}
         self.sink: _Sink | None = None
         self.closed = False
+        self.probes_sent = 0  # keepalives: what kept a quiet session up
         self._out: list[str] = []
         self._log: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
@@ -197,10 +202,12 @@ class Session:
                 sink = self.sink
                 if sink is None or self.closed:
                     continue
+                probe = not self._out
                 lines, self._out = (self._out or ["PROBE"]), []
                 records, self._log = self._log, []
                 try:
                     await sink.send("\r\n".join(lines))
+                    self.probes_sent += probe
                 except (ConnectionError, RuntimeError) as exc:
                     log.debug("session %s: send failed (%s); closing", self.sid, exc)
                     self.server.close_session(self)
@@ -354,7 +361,13 @@ class TlcpServer:
         self._feed_task = loop.create_task(self._run_feed())
         self._reaper = loop.create_task(self._reap_unbound())
 
+    @property
+    def feed_task(self) -> asyncio.Task[None] | None:
+        return self._feed_task
+
     async def _run_feed(self) -> None:
+        """Feeds run until cancelled: ending any other way raises FeedStopped, so whoever runs
+        the server (`serve_until_signal`) can stop it instead of serving silence."""
         try:
             if getattr(self.hub.feed, "wait_for_subscriber", False):
                 log.info("feed starts when the first client subscribes")
@@ -362,8 +375,13 @@ class TlcpServer:
             await self.hub.feed.run(self.hub.publish)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("feed stopped with an error")
+        except Exception as exc:
+            log.debug("feed stopped", exc_info=True)
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("feed stopped: %s", reason)
+            raise FeedStopped(reason) from exc
+        log.error("feed stopped: it ended without an error")
+        raise FeedStopped("the feed ended")
 
     async def _reap_unbound(self) -> None:
         while True:
@@ -636,7 +654,9 @@ class TlcpServer:
 async def serve_until_signal(
     server: TlcpServer, on_ready: Callable[[TlcpServer], None] | None = None
 ) -> None:
-    """Start `server`, call `on_ready`, run until SIGTERM/SIGINT, then stop with END,48."""
+    """Start `server`, call `on_ready`, run until SIGTERM/SIGINT, then stop with END,48.
+    If the feed stops first, stop the server too and raise FeedStopped: a server that
+    stays up sending nothing looks to a client like a quiet station."""
     import signal
 
     loop = asyncio.get_running_loop()
@@ -646,12 +666,19 @@ async def serve_until_signal(
     await server.start()
     if on_ready is not None:
         on_ready(server)
+    stopped = loop.create_task(stop.wait())
+    feed = server.feed_task
+    assert feed is not None
     try:
-        await stop.wait()
+        await asyncio.wait({stopped, feed}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        stopped.cancel()
         await server.stop()
+    if feed.done() and not feed.cancelled() and not stop.is_set():
+        error = feed.exception()
+        raise error if isinstance(error, FeedStopped) else FeedStopped(str(error))
 
 
 def run_server(
@@ -665,7 +692,7 @@ def run_server(
     on_ready: Callable[[TlcpServer], None] | None = None,
 ) -> None:
     """Blocking: serve `feed` until SIGTERM/Ctrl-C (used by `peebot simulate` and
-    `peebot replay --serve`)."""
+    `peebot replay --serve`). Raises FeedStopped if the feed stops first."""
     server = TlcpServer(
         feed,
         host=host,

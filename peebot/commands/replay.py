@@ -312,7 +312,7 @@ def _serve(
     paths: Sequence[str], year: int | None, speed: float, host: str, port: int, strict: bool
 ) -> None:
     from peebot_sim.feeds import RecordingFeed
-    from peebot_sim.tlcp import TlcpServer, run_server
+    from peebot_sim.tlcp import FeedStopped, TlcpServer, run_server
 
     recordings, line_errors, file_errors = _read_all(paths, year)
     problems = file_errors + [str(e) for e in line_errors]
@@ -335,7 +335,10 @@ def _serve(
             err=True,
         )
 
-    run_server(feed, host=host, port=port, on_ready=ready)
+    try:
+        run_server(feed, host=host, port=port, on_ready=ready)
+    except FeedStopped as exc:
+        raise click.ClickException(f"the recording feed stopped ({exc}); server stopped") from exc
 
 
 # --------------------------------------------------------------------------- export

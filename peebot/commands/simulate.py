@@ -182,11 +182,13 @@ def simulate(
     """Serve a simulated ISS Live feed (Lightstreamer TLCP) until SIGTERM or Ctrl-C.
 
     Clients connect with LightstreamerClient("http://HOST:PORT", "ISSLIVE"). On SIGTERM or
-    Ctrl-C every client gets END,48 (it reconnects on its own) and the command exits 0."""
+    Ctrl-C every client gets END,48 (it reconnects on its own) and the command exits 0. If the
+    feed stops (an error in the model, an unwritable --truth file), the server stops too and
+    the command exits 1 with the reason."""
     from peebot_sim.feeds import CounterFeed, ModelFeed
     from peebot_sim.model import SimConfig, parse_scenario
     from peebot_sim.settings import SettingsError, get_settings
-    from peebot_sim.tlcp import TlcpServer, run_server
+    from peebot_sim.tlcp import FeedStopped, TlcpServer, run_server
 
     try:
         settings = get_settings()
@@ -246,15 +248,19 @@ def simulate(
 
     if sent_log:
         Path(sent_log).parent.mkdir(parents=True, exist_ok=True)
-    run_server(
-        feed,
-        host=host,
-        port=port,
-        keepalive_ms=keepalive_ms,
-        adapter_set=adapter_set,
-        sent_log=sent_log,
-        on_ready=ready,
-    )
+    try:
+        run_server(
+            feed,
+            host=host,
+            port=port,
+            keepalive_ms=keepalive_ms,
+            adapter_set=adapter_set,
+            sent_log=sent_log,
+            on_ready=ready,
+        )
+    except FeedStopped as exc:
+        # never a server that stays up sending nothing: the client (and `peebot up`) must see it
+        raise click.ClickException(f"the feed stopped ({exc}); server stopped") from exc
 
 
 if __name__ == "__main__":

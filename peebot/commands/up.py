@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,8 +17,10 @@ from typing import Any
 
 import click
 
+from peebot.restart_policy import RestartPolicy
 from peebot.supervisor import (
     Child,
+    StackFailed,
     StartupError,
     Supervisor,
     free_port,
@@ -56,14 +57,28 @@ def dagster_storage_url(app_url: str) -> str:
     return database.sqlalchemy_url(url)
 
 
-# The code location as an installed module: no working directory, so the same workspace
+# The code location as an installed module: no working directory, so the same code server
 # serves a clone (editable install) and a wheel.
-WORKSPACE_YAML = """\
-load_from:
-  - python_module:
-      module_name: peebot_dagster.definitions
-      location_name: peebot
-"""
+CODE_LOCATION_MODULE = "peebot_dagster.definitions"
+CODE_LOCATION_NAME = "peebot"
+
+
+def workspace_yaml(code_server_port: int) -> str:
+    """The webserver and the daemon both talk to `up`'s one long-lived code server.
+
+    Why not a `python_module` entry: then each of them starts a code server of its own, and
+    the daemon replaces its one every 60 s (Dagster's workspace refresh), abandoning the old
+    one to die of "No heartbeat received in 20 seconds" after importing the whole code
+    location again: about one import of pandas, matplotlib and Dagster a minute on a 2-core
+    machine. A code server that `up` supervises loads the code once (docs/ARCHITECTURE.md,
+    "Running it")."""
+    return (
+        "load_from:\n"
+        "  - grpc_server:\n"
+        "      host: 127.0.0.1\n"
+        f"      port: {code_server_port}\n"
+        f"      location_name: {CODE_LOCATION_NAME}\n"
+    )
 
 
 def instance_config() -> str:
@@ -71,13 +86,13 @@ def instance_config() -> str:
     return (resources.files("peebot") / "config" / "dagster.yaml").read_text(encoding="utf-8")
 
 
-def prepare_dagster_home(home: Path) -> Path:
+def prepare_dagster_home(home: Path, code_server_port: int) -> Path:
     """DAGSTER_HOME with the project's dagster.yaml and a workspace.yaml (written fresh on
     every start)."""
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     (dagster_home / "dagster.yaml").write_text(instance_config(), encoding="utf-8")
-    (dagster_home / "workspace.yaml").write_text(WORKSPACE_YAML, encoding="utf-8")
+    (dagster_home / "workspace.yaml").write_text(workspace_yaml(code_server_port), encoding="utf-8")
     return dagster_home
 
 
@@ -94,6 +109,10 @@ class UpOptions:
     no_dagster: bool
     dashboard_port: int
 
+
+# A child that dies is restarted after 1, 2, 4, 8, 16 s; the sixth death inside five minutes
+# stops the stack with a non-zero exit.
+RESTART_POLICY = RestartPolicy(max_restarts=5, window_s=300.0, base_delay_s=1.0, max_delay_s=30.0)
 
 # Without --scenario, the offline demo schedules a few uses so that events (and dry-run
 # posts) appear within minutes of starting; the crew's random uses follow.
@@ -139,7 +158,7 @@ def up(**options: Any) -> None:
     try:
         with signals_raise_keyboard_interrupt():
             _run(sup, state, UpOptions(**options))
-    except (StartupError, database.DatabaseError) as exc:
+    except (StartupError, StackFailed, database.DatabaseError) as exc:
         _shutdown(sup, state)
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
@@ -173,8 +192,11 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
             f"port {opts.sim_port} is in use (simulator); choose another with --sim-port"
         )
     if not opts.no_dagster:
-        for name in ("dagster-webserver", "dagster-daemon"):
+        for name in ("dagster", "dagster-webserver", "dagster-daemon"):
             _bin(name)
+    # Everything PeeBot writes under the home (database, truth file, posts, Dagster's home)
+    # needs it, also when the database is elsewhere.
+    home.mkdir(parents=True, exist_ok=True)
 
     state["started_embedded"] = embedded and not was_running
     app_url = database.resolve_database_url()
@@ -217,6 +239,7 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
         ]
         if opts.seed is not None:
             argv += ["--seed", str(opts.seed)]
+        start_at = argv.index("--start") + 1
         sup.start(
             Child(
                 "simulate",
@@ -224,6 +247,9 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
                 env,
                 ready=lambda: port_accepts("127.0.0.1", sim_port),
                 ready_timeout=30,
+                # a restarted simulator goes on from now, never back to simulated time
+                # the database already has
+                restart_argv=[*argv[:start_at], "now", *argv[start_at + 1 :]],
             )
         )
         feed_url = f"http://127.0.0.1:{sim_port}"
@@ -253,12 +279,35 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
         )
 
     if not opts.no_dagster:
-        dagster_home = prepare_dagster_home(home)
+        code_port = free_port()
+        dagster_home = prepare_dagster_home(home, code_port)
         env["DAGSTER_HOME"] = str(dagster_home)
         for name, value in DAGSTER_PROCESS_ENV.items():
             env.setdefault(name, value)
         env["PEEBOT_DAGSTER_STORAGE_URL"] = dagster_storage_url(app_url)
         workspace = str(dagster_home / "workspace.yaml")
+        sup.start(
+            Child(
+                "code",
+                [
+                    _bin("dagster"),
+                    "code-server",
+                    "start",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(code_port),
+                    "-m",
+                    CODE_LOCATION_MODULE,
+                    "--location-name",
+                    CODE_LOCATION_NAME,
+                ],
+                env,
+                cwd=str(dagster_home),
+                ready=lambda: port_accepts("127.0.0.1", code_port),
+                ready_timeout=120,
+            )
+        )
         sup.start(
             Child(
                 "daemon",
@@ -295,10 +344,4 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     for line in lines:
         sup.say("up", line)
 
-    while True:
-        exited = sup.first_exited()
-        if exited is not None:
-            raise StartupError(
-                f"{exited.name} stopped unexpectedly (status {exited.proc.returncode if exited.proc else '?'})"
-            )
-        time.sleep(0.5)
+    sup.watch(RESTART_POLICY)

@@ -3,7 +3,10 @@ restarted server; the counter script and its sent log resume across restarts."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from tests.support.tlcp_harness import (
     StatusRecorder,
@@ -12,6 +15,7 @@ from tests.support.tlcp_harness import (
     run_server_subprocess,
     subscribe,
 )
+from tests.support.waiting import wait_until
 
 
 def _counter_values(rows: list[dict]) -> list[int]:
@@ -104,3 +108,47 @@ def test_sigkill_then_restart_client_comes_back(tmp_path) -> None:
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # one sequence, no repeats
     received = {int(u["fields"]["Value"]) for u in listener.updates if not u["snapshot"]}
     assert received <= set(seqs)
+
+
+def _simulate(*args: str) -> list[str]:
+    return [sys.executable, "-m", "peebot.cli", "simulate", "--port", "0", *args]
+
+
+def test_simulator_exits_nonzero_when_its_feed_dies(tmp_path: Path) -> None:
+    """The truth file cannot be written (its folder is a file): the feed task dies, and the
+    server must not stay up serving nothing: it stops and says why in one line."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    proc = subprocess.run(
+        _simulate("--truth", str(blocker / "truth.jsonl"), "--no-random-events"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Error: the feed stopped (FileExistsError" in proc.stderr
+    assert "server stopped" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_simulator_creates_the_truth_files_folder(tmp_path: Path) -> None:
+    truth = tmp_path / "new" / "home" / "truth.jsonl"
+    args = [
+        "--truth",
+        str(truth),
+        "--no-random-events",
+        "--scenario",
+        "use@+10s",
+        "--speed",
+        "60",
+        "--start",
+        "-30m",
+    ]
+    with run_server_subprocess(args) as srv:
+        wait_until(
+            lambda: truth.exists() and "urination" in truth.read_text(),
+            timeout=60,
+            message=lambda: f"the use in {truth}\n{srv.output()[-2000:]}",
+        )
+        assert srv.terminate() == 0

@@ -95,11 +95,20 @@ def test_snapshot_updates_and_unchanged_fields(transport: str, tmp_path) -> None
             assert set(upd["changed"]) == {"TimeStamp", "Value", "CalibratedData"}
 
             # No data for longer than the client's stall + reconnect timeouts (0.3 + 0.5 + 1 s):
-            # only PROBEs keep the session alive, so there must be no reconnect.
+            # only PROBEs keep the session alive, so there must be no reconnect. The barrier is
+            # the server's count of keepalives sent on this one session (5 x 500 ms), not a
+            # sleep: on a busy machine it simply takes longer.
             n_status = len(status.statuses)
-            time.sleep(2.3)
+            assert srv.server is not None
+            (session,) = srv.call(lambda: list(srv.server.hub.sessions.values()))
+            probes = srv.call(lambda: session.probes_sent)
+            wait_until(
+                lambda: srv.call(lambda: session.probes_sent) >= probes + 5,
+                timeout=60,
+            )
             assert status.statuses[n_status:] == []
             assert client.getStatus() == f"CONNECTED:{transport}"
+            assert srv.call(lambda: list(srv.server.hub.sessions)) == [session.sid]
         finally:
             client.disconnect()
     rows = read_sent_log(sent_log)
