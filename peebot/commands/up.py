@@ -11,12 +11,14 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 
+from peebot.partitions_start import stack_partitions_start
 from peebot.restart_policy import RestartPolicy
 from peebot.supervisor import (
     Child,
@@ -114,6 +116,10 @@ class UpOptions:
 # stops the stack with a non-zero exit.
 RESTART_POLICY = RestartPolicy(max_restarts=5, window_s=300.0, base_delay_s=1.0, max_delay_s=30.0)
 
+# Posts of the offline demo (`--simulate`) wait this long after each other, unless
+# PEEBOT_POST_MIN_GAP_MINUTES says otherwise.
+DEMO_POST_GAP_MINUTES = 1
+
 # Without --scenario, the offline demo schedules a few uses so that events (and dry-run
 # posts) appear within minutes of starting; the crew's random uses follow.
 DEMO_SCENARIO = "use@+40s,use@+3m,use@+7m"
@@ -167,6 +173,13 @@ def up(**options: Any) -> None:
     sup.say("up", "stopped")
 
 
+def first_reading(url: str) -> datetime | None:
+    """When the application database's first reading was taken (None while it has none)."""
+    with database.connect(url) as conn:
+        first: datetime | None = database.scalar(conn, "SELECT min(ts) FROM telemetry_reading")
+    return first
+
+
 def _shutdown(sup: Supervisor, state: dict[str, bool]) -> None:
     sup.stop_all()
     if state["started_embedded"]:
@@ -215,13 +228,23 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     env["PYTHONUNBUFFERED"] = "1"
     peebot = [sys.executable, "-m", "peebot.cli"]
 
+    now = datetime.now(UTC).replace(microsecond=0)
+    # Simulated time must never run ahead of the wall clock (Dagster's minute partitions end
+    # at the current minute, and posts skip stale events): at --speed N start N x 3 minutes
+    # back, so the simulator runs fast for about three minutes and then follows the clock (it
+    # caps itself at "now").
+    sim_start = now - timedelta(minutes=max(opts.speed, 1.0) * 3 - 3)
+    if "PEEBOT_PARTITIONS_START" not in env:
+        env["PEEBOT_PARTITIONS_START"] = stack_partitions_start(
+            home, first_reading(app_url), sim_start if opts.simulate else now, now
+        )
+    if opts.simulate:
+        # a demo's scheduled uses come minutes apart: post each (production waits 20 min)
+        env.setdefault("PEEBOT_POST_MIN_GAP_MINUTES", str(DEMO_POST_GAP_MINUTES))
+
     feed_url = os.environ.get("PEEBOT_FEED_URL", LIVE_SERVER)
     if opts.simulate:
         sim_port = opts.sim_port or free_port()
-        # Simulated time must never run ahead of the wall clock (Dagster's minute partitions
-        # end at the current minute, and posts skip stale events): at --speed N start N x 3
-        # minutes back, so the simulator runs fast for about three minutes and then follows
-        # the clock (it caps itself at "now").
         argv = [
             *peebot,
             "simulate",
@@ -234,7 +257,7 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
             "--scenario",
             opts.scenario or DEMO_SCENARIO,
             "--start",
-            f"-{max(opts.speed, 1.0) * 3 - 3:.0f}m" if opts.speed > 1 else "now",
+            sim_start.isoformat(),
             "--random-events" if opts.random_events else "--no-random-events",
         ]
         if opts.seed is not None:
@@ -336,9 +359,13 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
         f"feed         {feed_url}"
         + (f" (simulated, speed x{opts.speed:g})" if opts.simulate else ""),
         f"database     {database.describe_url(app_url)}",
-        f"posts        dry run -> {env['PEEBOT_DRY_RUN_FILE']}"
-        if os.environ.get("PEEBOT_POST_BACKENDS", "dry_run") == "dry_run"
-        else f"posts        {os.environ['PEEBOT_POST_BACKENDS']}",
+        f"partitions   one a minute from {env['PEEBOT_PARTITIONS_START']} UTC",
+        (
+            f"posts        dry run -> {env['PEEBOT_DRY_RUN_FILE']}"
+            if os.environ.get("PEEBOT_POST_BACKENDS", "dry_run") == "dry_run"
+            else f"posts        {os.environ['PEEBOT_POST_BACKENDS']}"
+        )
+        + f", at least {env.get('PEEBOT_POST_MIN_GAP_MINUTES', '20')} min apart",
         "Ctrl-C stops everything.",
     ]
     for line in lines:

@@ -163,9 +163,15 @@ def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
         assert sensors["telemetry_watermark_sensor"] == "RUNNING"
         assert sensors["posting_sensor"] == "RUNNING"
 
-        # --- a backfill of a recent hour: launched over GraphQL, one run, completes
-        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-        keys = [(hour + timedelta(minutes=i)).strftime("%Y-%m-%d-%H:%M") for i in range(60)]
+        # --- the minute partitions start where the data starts (the simulator's start,
+        # SPEED x 3 - 3 minutes back), not days before it
+        kept = (home / "partitions_start").read_text().strip()
+        first = datetime.strptime(kept, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+        assert timedelta(0) < datetime.now(UTC) - first < timedelta(minutes=SPEED * 3 + 2)
+        assert f"partitions   one a minute from {kept} UTC" in log.read_text()
+
+        # --- a backfill of the stack's first minutes: launched over GraphQL, one run, completes
+        keys = [(first + timedelta(minutes=i)).strftime("%Y-%m-%d-%H:%M") for i in range(5)]
         launched = graphql(
             client,
             LAUNCH_BACKFILL,
@@ -265,7 +271,7 @@ def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
         """,
             id=backfill_id,
         )["partitionBackfillOrError"]["runs"]
-        assert [r["status"] for r in runs] == ["SUCCESS"]  # single_run: one run for the hour
+        assert [r["status"] for r in runs] == ["SUCCESS"]  # single_run: one run for the range
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C

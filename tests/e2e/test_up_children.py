@@ -12,6 +12,7 @@ import shutil
 import signal
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1500)]
 CHILDREN = {
     "simulate": "simulate",
     "ingest": " ingest ",
+    "dashboard": " dashboard ",
     "code": "code-server",
     "daemon": "dagster-daemon",
     "dagster": "dagster-webserver",
@@ -65,6 +67,14 @@ def successful_runs_since(port: int, since: float) -> list[str]:
         return []
     results = data["runsOrError"].get("results", [])
     return [r["runId"] for r in results if (r["startTime"] or 0) > since]
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def location_loaded(port: int) -> bool:
@@ -126,13 +136,15 @@ def dagster_recovers(up: UpProcess, port: int, name: str) -> None:
 
 
 def test_each_child_killed_is_reported_and_restarted(tmp_path: Path) -> None:
-    port = free_port()
+    port, dashboard_port = free_port(), free_port()
     with running_up(
         tmp_path,
         "--simulate",
         "--no-random-events",
         "--port",
         str(port),
+        "--dashboard-port",
+        str(dashboard_port),
         PEEBOT_SENSOR_INTERVAL_SECONDS="5",
     ) as up:
         wait_until(
@@ -146,6 +158,14 @@ def test_each_child_killed_is_reported_and_restarted(tmp_path: Path) -> None:
         # the feed side: readings keep arriving after either end of the wire was killed
         for name in ("simulate", "ingest"):
             feed_recovers(up, url, name)
+        # the dashboard answers again
+        kill_and_wait_for_restart(up, "dashboard")
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{dashboard_port}/api/state"),
+            timeout=120,
+            message=lambda: f"the dashboard after its restart\n{up.tail()}",
+            alive=up.proc,
+        )
         # the Dagster side: the location loads again and detection runs succeed again
         for name in ("code", "daemon", "dagster"):
             dagster_recovers(up, port, name)
@@ -162,7 +182,9 @@ def test_each_child_killed_is_reported_and_restarted(tmp_path: Path) -> None:
 
 def test_up_gives_up_on_a_child_that_keeps_dying(tmp_path: Path) -> None:
     """The sixth death of the ingest daemon inside five minutes stops the stack, non-zero."""
-    with running_up(tmp_path, "--simulate", "--no-dagster", "--no-random-events") as up:
+    with running_up(
+        tmp_path, "--simulate", "--no-dagster", "--no-random-events", "--dashboard-port", "0"
+    ) as up:
         wait_until(
             lambda: "Ctrl-C stops everything" in up.text(),
             timeout=180,
@@ -199,6 +221,8 @@ def test_up_with_an_external_database_creates_its_missing_home(
         "--no-random-events",
         "--speed",
         "10",
+        "--dashboard-port",
+        "0",
         PEEBOT_DATABASE_URL=db_url,
         PEEBOT_HOME=str(home),
     ) as up:
