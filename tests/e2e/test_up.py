@@ -33,7 +33,7 @@ SPEED = 4
 SCENARIO = "use@+4m:3,use@+6m:2,use@+8m:4"
 DETECTION_ASSETS = {"urine_tank_events", "upa_cycles", "signal_events", "clean_water_events"}
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, log: Path) -> Any:

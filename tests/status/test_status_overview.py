@@ -222,7 +222,8 @@ def test_dagster_storage_down_is_one_line(
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "unavailable" in line]
     assert len(lines) == 1 and "cannot connect" in lines[0], result.output
-    assert time.monotonic() - started < 15
+    # bounded, not fast: it gives up instead of retrying for minutes (no speed asserted)
+    assert time.monotonic() - started < 120
 
 
 def test_dagster_gets_its_storage_from_the_settings_not_the_environment(
