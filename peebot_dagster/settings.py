@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         default=20.0, gt=0, description="Network timeout of a backend call."
     )
     post_sensor_interval_s: int = Field(default=30, ge=1, description="Posting sensor tick.")
+    post_trigger_interval_s: int = Field(
+        default=2,
+        ge=1,
+        description="Tick of the sensor that posts right after a detection run stored events.",
+    )
     dry_run_file: Path | None = Field(default=None, description="Unset: `home`/posts.jsonl.")
 
     # --- backend credentials (never logged) --------------------------------------------------------

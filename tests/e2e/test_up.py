@@ -105,7 +105,9 @@ def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
         PEEBOT_HOME=str(home),
         PEEBOT_POST_MIN_GAP_MINUTES="0",  # three uses within minutes: post each one
         PEEBOT_SENSOR_INTERVAL_SECONDS="5",
-        PEEBOT_POST_SENSOR_INTERVAL_S="10",
+        # the posting poll once an hour: the posts below must come from the detection runs
+        # that stored their events (post_after_detection_sensor), not from the poll
+        PEEBOT_POST_SENSOR_INTERVAL_S="3600",
         PYTHONUNBUFFERED="1",
     )
     argv = [
@@ -162,6 +164,7 @@ def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
         sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
         assert sensors["telemetry_watermark_sensor"] == "RUNNING"
         assert sensors["posting_sensor"] == "RUNNING"
+        assert sensors["post_after_detection_sensor"] == "RUNNING"
 
         # --- the minute partitions start where the data starts (the simulator's start,
         # SPEED x 3 - 3 minutes back), not days before it

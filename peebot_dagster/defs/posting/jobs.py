@@ -36,6 +36,9 @@ def post_events(context: dg.OpExecutionContext, db: PostgresResource) -> dict[st
     counts = summary.counts()
     for post_id, reason in summary.skipped.items():
         context.log.info(f"post {post_id} skipped: {reason}")
+    for post_id, until in summary.deferred.items():
+        # a post held back (minimum gap, a backend's rate limit) says so, with until when
+        context.log.info(f"post {post_id} waits until {until:%H:%M:%S} UTC")
     for post_id, error in summary.failed.items():
         context.log.warning(f"post {post_id} failed: {error}")
     if summary.locked_out:
