@@ -35,7 +35,8 @@ def _detail(row: dict[str, Any]) -> str:
         )
         return f"{row['error_kind']}: {row['last_error'] or ''}{when}"
     if status == "pending" and row["not_before"]:
-        return f"not before {_when(row['not_before'])}"
+        why = f" ({row['last_error']})" if row["last_error"] else ""  # e.g. the minimum gap
+        return f"not before {_when(row['not_before'])}{why}"
     return ""
 
 

@@ -40,6 +40,21 @@ def test_plan_covers_the_newest_minutes_including_the_one_in_progress() -> None:
     assert moved is not None and moved.last == "2026-11-27-12:00"
 
 
+def test_plan_leaves_no_minute_out_when_runs_are_slow_or_the_watermark_jumps() -> None:
+    """A busy machine: the previous live run was planned at 11:54:10, the next one only at
+    12:00:40. The newest three minutes alone would never look at 11:55..11:57 live."""
+    settings = LiveSettings(minutes=3, max_lag_minutes=60)
+    before = NOW - timedelta(minutes=6, seconds=30)
+    _, cursor, _ = plan_live_run(before, None, START, settings, before)
+    run, _, _ = plan_live_run(NOW, cursor, START, settings, NOW)
+    assert run is not None
+    assert (run.first, run.last) == ("2026-11-27-11:52", "2026-11-27-12:00")
+    # a previous run more than max_lag back: the range stops at max_lag
+    long_ago = (NOW - timedelta(hours=5)).isoformat()
+    capped, _, _ = plan_live_run(NOW, long_ago, START, settings, NOW)
+    assert capped is not None and capped.first == "2026-11-27-11:00"
+
+
 def test_plan_skips_old_or_missing_watermarks_and_clamps_to_the_partitions() -> None:
     settings = LiveSettings(minutes=3, max_lag_minutes=60)
     assert plan_live_run(None, None, START, settings, NOW)[0] is None

@@ -221,7 +221,8 @@ def plan_live_run(
     now: datetime,
 ) -> tuple[PlannedRun | None, str | None, str]:
     """The live run to request (or None with the reason) and the new cursor (the watermark
-    the run was planned for, ISO). Pure."""
+    the run was planned for, ISO): the newest `minutes`, and every minute since the previous
+    run's range, so that consecutive live runs leave no minute out. Pure."""
     if watermark is None:
         return None, cursor, "no ingest watermark yet"
     stamp = watermark.astimezone(UTC).isoformat()
@@ -230,7 +231,15 @@ def plan_live_run(
     if watermark < now - timedelta(minutes=settings.max_lag_minutes):
         return None, stamp, f"ingest watermark {watermark:%H:%M:%S} is too old for the live pass"
     last = min(floor_minute(watermark), floor_minute(now))  # the minute in progress exists
-    first = max(last - (settings.minutes - 1) * MINUTE, partitions_start)
+    first = last - (settings.minutes - 1) * MINUTE
+    if cursor is not None:
+        # From where the previous run's range began: when runs are slow (a busy machine) or
+        # the watermark jumps (a fast simulator), the newest `minutes` alone would leave the
+        # minutes in between to the watermark pass, half an hour later.
+        previous = floor_minute(min(datetime.fromisoformat(cursor), now))
+        first = min(first, previous - (settings.minutes - 1) * MINUTE)
+    oldest = floor_minute(now) - timedelta(minutes=settings.max_lag_minutes)
+    first = max(first, partitions_start, oldest)
     if first > last:
         return None, stamp, "before the first partition"
     return PlannedRun(partition_key(first), partition_key(last)), stamp, ""
