@@ -17,6 +17,9 @@ from peebot_dagster.partitions import partition_key
 from peebot_dagster.posting.render import EventView
 from peebot_dagster.windows import WindowOutcome, level_item
 
+# The unit of each charted level (ISS Live's catalogue: the tanks are in percent).
+LEVEL_UNITS = {"NODE3000005": "%", "NODE3000008": "%", "NODE3000009": "%"}
+
 
 def window_chart_png(
     frame: pd.DataFrame,
@@ -26,10 +29,11 @@ def window_chart_png(
     hi: datetime,
     title: str,
 ) -> bytes:
-    """A small step chart of `item` over `[lo, hi)` with the events marked (PNG bytes)."""
+    """A step chart of `item` over `[lo, hi)` with the events marked (PNG bytes)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import date2num
+    from matplotlib.dates import DateFormatter, date2num
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     rows = frame[frame["item_id"] == item]
     before = rows[rows["ts"] < pd.Timestamp(lo)].tail(1)
@@ -39,19 +43,25 @@ def window_chart_png(
     if xs:
         xs.append(pd.Timestamp(hi))
         ys.append(ys[-1])
-    fig = Figure(figsize=(5, 2.2), dpi=80)
+    # Big enough to read in Dagster's metadata dialog without zooming: 900 x 380 px, 12 pt.
+    fig = Figure(figsize=(9, 3.8), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     if xs:
-        ax.step([x.to_pydatetime() for x in xs], ys, where="post", linewidth=1.2)
+        ax.step([x.to_pydatetime() for x in xs], ys, where="post", linewidth=2)
     for event in events:
         t0, t1 = date2num(event.start), date2num(event.end or event.start)
         ax.axvspan(t0, t1, color="tab:orange", alpha=0.3)
-        ax.axvline(t0, color="tab:orange", linewidth=1)
-    ax.set_title(title, fontsize=8)
-    ax.tick_params(labelsize=7)
+        ax.axvline(t0, color="tab:orange", linewidth=1.5)
+    ax.set_title(title, fontsize=13)
+    unit = LEVEL_UNITS.get(item, "")
+    ax.set_ylabel(f"{item} ({unit})" if unit else item, fontsize=12)
+    ax.set_xlabel("time (UTC)", fontsize=12)
+    ax.tick_params(labelsize=11)
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # the tank reports whole percent
+    ax.grid(True, alpha=0.3)
     ax.set_xlim(date2num(lo), date2num(hi))
-    fig.autofmt_xdate()
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

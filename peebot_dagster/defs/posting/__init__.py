@@ -9,6 +9,4 @@ import dagster as dg
 from peebot_dagster.defs.posting.jobs import post_events_job
 from peebot_dagster.defs.posting.sensors import post_after_detection_sensor, posting_sensor
 
-defs = dg.Definitions(
-    jobs=[post_events_job], sensors=[posting_sensor, post_after_detection_sensor]
-)
+defs = dg.Definitions(jobs=[post_events_job], sensors=[posting_sensor, post_after_detection_sensor])

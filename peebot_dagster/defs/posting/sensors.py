@@ -56,7 +56,7 @@ def due_batch(
 
 
 def waiting_posts(conn: psycopg.Connection[Any], backends: Sequence[str], now: datetime) -> str:
-    """"; N waiting (why) until HH:MM:SS UTC" for rows deferred into the future, or "": a
+    """ "; N waiting (why) until HH:MM:SS UTC" for rows deferred into the future, or "": a
     post held back by the minimum gap must say so, not look forgotten."""
     row = conn.execute(
         """
