@@ -56,8 +56,9 @@ def due_batch(
 
 
 def waiting_posts(conn: psycopg.Connection[Any], backends: Sequence[str], now: datetime) -> str:
-    """ "; N waiting (why) until HH:MM:SS UTC" for rows deferred into the future, or "": a
-    post held back by the minimum gap must say so, not look forgotten."""
+    """A tail for the skip reason, `; N waiting (why) until HH:MM:SS UTC`, for rows deferred
+    into the future ("" when none): a post held back by the minimum gap must say so, not
+    look forgotten."""
     row = conn.execute(
         """
         SELECT count(*), min(not_before), min(last_error) FROM social_post
