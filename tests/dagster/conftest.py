@@ -37,3 +37,12 @@ def instance() -> Iterable[dg.DagsterInstance]:
     """An in-memory Dagster instance (the run and event storage of a real one)."""
     with dg.DagsterInstance.ephemeral() as inst:
         yield inst
+
+
+@pytest.fixture(autouse=True)
+def dry_run_posts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Detection jobs post what they store (the dry-run backend): into the test's own file."""
+    out = tmp_path / "posts.jsonl"
+    monkeypatch.setenv("PEEBOT_DRY_RUN_FILE", str(out))
+    monkeypatch.delenv("PEEBOT_POST_BACKENDS", raising=False)
+    return out

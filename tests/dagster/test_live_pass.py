@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import psycopg
 import pytest
 from dagster_testing import db_resource, event_rows, load_readings, set_ingest_watermark
 
@@ -147,3 +149,37 @@ def test_live_run_finds_a_use_seconds_after_it_and_a_later_run_confirms_it(
     assert confirmed["event_key"] == event["event_key"]
     assert "short_hold" not in confirmed["metadata"]["flags"]
     assert confirmed["confidence"] >= event["confidence"]
+
+
+def test_a_live_run_posts_the_use_it_stored_itself_and_only_once(
+    db_url: str, dry_run_posts: Path
+) -> None:
+    """The post leaves from the detection run (its success hook), not from a posting run
+    launched later; a second run over the same minutes finds it posted and sends nothing."""
+    now = datetime.now(UTC)
+    frame = _use_frame(now - timedelta(seconds=90), hold_s=70)
+    load_readings(db_url, frame)
+    partitions = minute_partitions_def(now - timedelta(days=1))
+    resources = {"db": db_resource(db_url)}
+    assets = [telemetry_reading_spec(partitions), *build_detection_assets(partitions)]
+    job = dg.Definitions(
+        assets=assets, jobs=[live_detection_job], resources=resources
+    ).resolve_job_def("live_detection_job")
+    tags = range_tags(partition_key(now - timedelta(minutes=3)), partition_key(now))
+    with dg.instance_for_test() as instance:
+        first = job.execute_in_process(instance=instance, tags=tags)
+        assert first.success
+        hooks = [e for e in first.all_events if e.event_type == dg.DagsterEventType.HOOK_COMPLETED]
+        assert [e.step_key for e in hooks] == ["urine_tank_events"]
+        [event] = [e for e in event_rows(db_url, "urine_tank") if e["event_type"] == "urination"]
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute(
+                "SELECT p.status FROM social_post p JOIN detected_event e ON e.id = p.event_id "
+                "WHERE e.event_key = %s",
+                (event["event_key"],),
+            ).fetchall()
+        assert rows == [("posted",)]
+        assert len(dry_run_posts.read_text().splitlines()) == 1
+
+        assert job.execute_in_process(instance=instance, tags=tags).success
+    assert len(dry_run_posts.read_text().splitlines()) == 1
