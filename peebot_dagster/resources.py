@@ -38,6 +38,11 @@ class PostgresResource(dg.ConfigurableResource):  # type: ignore[misc]
                 f"cannot connect to PeeBot's database: {reason}"
             ) from exc
 
+    @property
+    def configured(self) -> bool:
+        """Whether there is a database to connect to (a DSN, or `PEEBOT_DATABASE_URL`)."""
+        return bool(self.dsn) or get_settings().database_url is not None
+
     def _dsn(self) -> str:
         if self.dsn:
             return self.dsn
@@ -47,6 +52,11 @@ class PostgresResource(dg.ConfigurableResource):  # type: ignore[misc]
                 "cannot connect to PeeBot's database: PEEBOT_DATABASE_URL is not set"
             )
         return url.get_secret_value()
+
+
+# what a sensor says, in one line, when the code location runs without a database (for
+# example `dagster dev` on a fresh clone): a skipped tick, not a traceback every tick
+NOT_CONFIGURED = "PEEBOT_DATABASE_URL is not set: no PeeBot database to watch"
 
 
 def database_resource() -> PostgresResource:

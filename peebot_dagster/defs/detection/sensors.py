@@ -24,7 +24,7 @@ from peebot_dagster.defs.detection.partitions import minute_partitions
 from peebot_dagster.defs.tags import RUN_KEY_TAG, range_run_key, range_tags
 from peebot_dagster.detectors.registry import PROCESSORS
 from peebot_dagster.partitions import MINUTE, floor_minute, key_start, partition_key
-from peebot_dagster.resources import PostgresResource
+from peebot_dagster.resources import NOT_CONFIGURED, PostgresResource
 from peebot_dagster.settings import Settings, get_settings
 
 
@@ -147,6 +147,8 @@ def build_watermark_sensor(
         ),
     )
     def watermark_sensor(context: dg.SensorEvaluationContext, db: PostgresResource):  # type: ignore[no-untyped-def]
+        if not db.configured:
+            return dg.SkipReason(NOT_CONFIGURED)
         with db.connect(autocommit=True) as conn:
             watermark = store.ingest_watermark(conn)
         if watermark is None:
@@ -265,6 +267,8 @@ def build_live_sensor(
         ),
     )
     def live_sensor(context: dg.SensorEvaluationContext, db: PostgresResource):  # type: ignore[no-untyped-def]
+        if not db.configured:
+            return dg.SkipReason(NOT_CONFIGURED)
         active = context.instance.get_run_records(
             filters=dg.RunsFilter(job_name=job.name, statuses=LIVE_ACTIVE_STATUSES), limit=1
         )

@@ -25,7 +25,7 @@ import psycopg
 
 from peebot_dagster.defs.posting.jobs import post_events_job
 from peebot_dagster.defs.tags import KIND_TAG, POSTS_TAG, kind
-from peebot_dagster.resources import PostgresResource
+from peebot_dagster.resources import NOT_CONFIGURED, PostgresResource
 from peebot_dagster.settings import get_settings
 
 ACTIVE_STATUSES = [
@@ -98,6 +98,8 @@ def _active_runs(context: dg.SensorEvaluationContext) -> int:
 def posting_sensor(
     context: dg.SensorEvaluationContext, db: PostgresResource
 ) -> dg.RunRequest | dg.SkipReason:
+    if not db.configured:
+        return dg.SkipReason(NOT_CONFIGURED)
     backends = get_settings().post_backends
     if _active_runs(context):
         return dg.SkipReason("a posting run is already queued or in progress")
@@ -132,6 +134,8 @@ DETECTION_KINDS = ("detection", "live")
 def post_after_detection_sensor(
     context: dg.RunStatusSensorContext, db: PostgresResource
 ) -> dg.RunRequest | dg.SkipReason:
+    if not db.configured:
+        return dg.SkipReason(NOT_CONFIGURED)
     run = context.dagster_run
     what = run.tags.get(KIND_TAG)
     if what not in DETECTION_KINDS:
