@@ -5,6 +5,8 @@ operator's commands. The posting run that walks it is sending.py (docs/ARCHITECT
 State machine of a row (one per event and backend):
 
     (enqueue, confidence below the floor) skipped (low_confidence) --approve--> pending
+    skipped (low_confidence) <--re-detected across the floor--> pending (never attempted,
+                                                                 not approved)
     pending --policy skip--> skipped (skip_reason)
     pending --policy defer--> pending (not_before)
     pending/failed(retry, due) --claim + COMMIT--> sending --network--> posted (external_id)
@@ -45,12 +47,18 @@ def enqueue_posts(
     """Add one `social_post` row per enabled backend for each postable event in `event_ids`.
 
     Runs in the caller's transaction (no commit here). Events that do not post (by type, or
-    retracted) get no row. Re-running for the same events never adds a second row; a row
-    still `pending` and never attempted gets its text re-rendered (the event may have been
-    updated); anything attempted or sent keeps its text. An event whose metadata cannot be
-    rendered gets a `skipped` row saying why, and so does an event whose confidence is below
-    the posting floor (`low_confidence`: held for review, `approve_held`). Returns the number
-    of rows inserted.
+    retracted) get no row. An event whose metadata cannot be rendered gets a `skipped` row
+    saying why, and so does an event whose confidence is below the posting floor
+    (`low_confidence`: held for review, `approve_held`).
+
+    Re-running for the same events never adds a second row. A row nobody has acted on yet
+    (never attempted, not approved, `pending` or held) follows the event as it is re-detected:
+    its text is re-rendered, and it is held or released as the event's confidence crosses the
+    floor. This matters because the live pass stores a use while its level has held only
+    seconds (low confidence) and raises the confidence as the hold lengthens: without the
+    release, every use the live pass saw first would stay held. Anything attempted, sent,
+    approved or skipped for another reason keeps its state. Returns the number of rows
+    inserted.
     """
     if not event_ids:
         return 0
@@ -85,18 +93,34 @@ def enqueue_posts(
                 cur.execute(
                     """
                     INSERT INTO social_post (event_id, backend, status, text, skip_reason)
-                    VALUES (%s, %s, %s, %s, %s)
+                    VALUES (%(event)s, %(backend)s, %(status)s, %(text)s, %(reason)s)
                     ON CONFLICT (event_id, backend) DO UPDATE
-                       SET text = EXCLUDED.text, updated_at = now()
-                     WHERE social_post.status = 'pending' AND social_post.attempts = 0
-                       AND social_post.text IS DISTINCT FROM EXCLUDED.text
-                    RETURNING (xmax = 0) AS inserted
+                       SET text = EXCLUDED.text, status = EXCLUDED.status,
+                           skip_reason = EXCLUDED.skip_reason, updated_at = now()
+                     WHERE social_post.attempts = 0 AND social_post.approved_at IS NULL
+                       AND (social_post.status = 'pending'
+                            OR (social_post.status = 'skipped'
+                                AND social_post.skip_reason LIKE %(held)s))
+                       AND (social_post.text, social_post.status, social_post.skip_reason)
+                           IS DISTINCT FROM (EXCLUDED.text, EXCLUDED.status, EXCLUDED.skip_reason)
+                    RETURNING id, (xmax = 0) AS inserted, status
                     """,
-                    (ev["id"], backend, status, text, reason),
+                    {
+                        "event": ev["id"],
+                        "backend": backend,
+                        "status": status,
+                        "text": text,
+                        "reason": reason,
+                        "held": LOW_CONFIDENCE + "%",
+                    },
                 )
                 row = cur.fetchone()
-                if row is not None and row[0]:
+                if row is None:
+                    continue
+                if row[1]:
                     inserted += 1
+                else:  # an existing row changed (text, or held / released): the page shows it
+                    notify_post(cur, row[0])
     return inserted
 
 

@@ -163,3 +163,44 @@ def test_held_event_posts_once_after_approve_x(db_env: str) -> None:
         assert json.loads(responses.calls[1].request.body) == {"text": posted["text"]}
     out = invoke("approve", str(held["id"]))
     assert out.exit_code == 1 and "already approved" in out.output
+
+
+def test_a_re_detection_across_the_floor_releases_or_holds_a_row_nobody_acted_on(
+    db_env: str, tmp_path: Path
+) -> None:
+    """The live pass stores a use after seconds of hold (low confidence) and raises its
+    confidence as the level keeps holding: the row follows the event until someone or
+    something acts on it, and is then sent once."""
+    settings = PostingSettings(backends=("dry_run",))
+
+    def redetect(conn: psycopg.Connection[Any], event: int, confidence: float) -> dict[str, Any]:
+        conn.execute("UPDATE detected_event SET confidence = %s WHERE id = %s", (confidence, event))
+        enqueue_posts(conn, [event], settings=settings)
+        conn.commit()
+        return row_of(conn, event)
+
+    with psycopg.connect(db_env) as conn:
+        _, early = store_events(conn, "dry_run")
+        assert row_of(conn, early)["skip_reason"] == "low_confidence: 0.42 < 0.60"
+        assert redetect(conn, early, 0.50)["skip_reason"] == "low_confidence: 0.50 < 0.60"
+        released = redetect(conn, early, 0.97)
+        assert (released["status"], released["skip_reason"]) == ("pending", None)
+        assert redetect(conn, early, 0.30)["status"] == "skipped"  # unsent, held again
+        assert redetect(conn, early, 0.99)["status"] == "pending"
+        backend = DryRunBackend(tmp_path / "posts.jsonl")
+        clock = Clock(T0 + timedelta(minutes=5))
+        run_once(conn, {"dry_run": backend}, clock)  # the sure one; the minimum gap defers it
+        assert run_once(conn, {"dry_run": backend}, advanced(clock, 30)).posted == [released["id"]]
+        # sent: a later re-detection, even below the floor, changes nothing
+        assert redetect(conn, early, 0.10)["status"] == "posted"
+        assert run_once(conn, {"dry_run": backend}, advanced(clock, 30)).posted == []
+        # a row skipped for another reason (here an operator's) is never released
+        third = add_event(conn, minute=2)
+        enqueue_posts(conn, [third], settings=settings)
+        conn.execute(
+            "UPDATE social_post SET status = 'skipped', skip_reason = 'operator: no' "
+            "WHERE event_id = %s",
+            (third,),
+        )
+        assert redetect(conn, third, 0.99)["skip_reason"] == "operator: no"
+    assert len((tmp_path / "posts.jsonl").read_text().splitlines()) == 2
