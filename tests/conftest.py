@@ -12,6 +12,7 @@ runs a test once per storage mode.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -94,6 +95,19 @@ class PgServer:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
             )
+
+
+@pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    """A folder for a test's embedded PostgreSQL (a home, a venv holding its binaries), not
+    under pytest's basetemp: as root, the server runs as the `pgserver` user, which must
+    traverse the path, and every pytest session that starts resets /tmp/pytest-of-<user>
+    to mode 0700 (a concurrent session made initdb and pg_ctl fail with Permission denied)."""
+    path = Path(tempfile.mkdtemp(prefix="peebot-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

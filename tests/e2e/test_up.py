@@ -96,8 +96,8 @@ query($id: String!) {
     "by flipping between two levels) can be missed, depending on where the simulator's noise "
     "falls (open in issue 16's note); also sensitive to a heavily loaded machine",
 )
-def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path, scratch_dir: Path) -> None:
+    home = scratch_dir / "home"
     log = tmp_path / "up.log"
     port, dashboard_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEEBOT_", "DAGSTER_"))}

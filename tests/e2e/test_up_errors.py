@@ -60,12 +60,14 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert "127.0.0.1" in line and "database peebot" in line
 
 
-def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(
+    tmp_path: Path, scratch_dir: Path
+) -> None:
     """A shell starts background jobs with SIGINT ignored; `up` must still stop on it."""
     import signal
     import time
 
-    home = tmp_path / "home"
+    home = scratch_dir / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEEBOT_", "DAGSTER_"))}
     env.update(PEEBOT_HOME=str(home))
     log = tmp_path / "up.log"

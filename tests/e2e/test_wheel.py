@@ -55,7 +55,7 @@ def _code_location_loaded(port: int) -> bool:
     )
 
 
-def test_installed_wheel_runs_the_stack(tmp_path: Path) -> None:
+def test_installed_wheel_runs_the_stack(tmp_path: Path, scratch_dir: Path) -> None:
     uv = _uv()
     dist = tmp_path / "dist"
     _run([uv, "build", "--wheel", "--out-dir", str(dist)], cwd=REPO)
@@ -76,7 +76,7 @@ def test_installed_wheel_runs_the_stack(tmp_path: Path) -> None:
         ],
         cwd=REPO,
     )
-    venv = tmp_path / "venv"
+    venv = scratch_dir / "venv"  # it holds the embedded PostgreSQL's binaries
     _run([uv, "venv", "--python", sys.executable, str(venv)], cwd=tmp_path)
     python = venv / "bin" / "python"
     _run(
@@ -85,7 +85,7 @@ def test_installed_wheel_runs_the_stack(tmp_path: Path) -> None:
     )
 
     # nothing of the clone may leak in: run from an empty folder with a clean environment
-    work = tmp_path / "elsewhere"
+    work = scratch_dir / "elsewhere"
     work.mkdir()
     home = work / "home"
     env = {
