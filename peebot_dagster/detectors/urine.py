@@ -19,7 +19,9 @@ sees it with the processor's look-back/look-ahead):
    of the last `max_step_gap_s`. Flips between v and v+1 make a new high only when v+1 has
    been absent that long. New highs less than `max_step_gap_s` apart form a *climb*. The
    slow path: a climb that has not risen `min_rise_pct` yet goes on with the next one if it
-   starts within `slow_step_gap_s` and the level held in between. A climb is cut at a pause
+   starts within `slow_step_gap_s`, the level held in between, and the next one does not
+   rise `min_rise_pct` on its own (that is a use of its own, not a slow step; one whose hold
+   the data do not show yet is not joined yet). A climb is cut at a pause
    longer than `split_gap_s` and `split_pace_ratio` times its steps once the part before
    rose `min_rise_pct` (two uses in a row are two events; a slow rise stays one).
 3. The climb starts after the last reading at its lowest level (a new high that fell back
@@ -203,8 +205,11 @@ class Climb:
     peak_value: float
 
 
-def find_climbs(secs: np.ndarray, vals: np.ndarray, p: UrineParams) -> list[Climb]:
-    """Climbs of new highs (see the module doc), on repeat-free readings."""
+def find_climbs(
+    secs: np.ndarray, vals: np.ndarray, p: UrineParams, horizon: float = math.inf
+) -> list[Climb]:
+    """Climbs of new highs (see the module doc), on repeat-free readings complete up to
+    `horizon` (epoch seconds)."""
     n = secs.size
     highs: list[int] = []
     lo = 0
@@ -217,7 +222,7 @@ def find_climbs(secs: np.ndarray, vals: np.ndarray, p: UrineParams) -> list[Clim
         if recent.size == 0 or vals[i] > recent.max():
             highs.append(i)
     climbs: list[Climb] = []
-    chains = _join_slow_chains(_chains(highs, secs, p.max_step_gap_s), secs, vals, p)
+    chains = _join_slow_chains(_chains(highs, secs, p.max_step_gap_s), secs, vals, p, horizon)
     for group in _split_chain(chains, secs, vals, p):
         first, last = group[0], group[-1]
         # a new high that fell back to the level it rose from was a flip: the rise starts
@@ -245,20 +250,40 @@ def _chains(highs: list[int], secs: np.ndarray, gap_s: float) -> list[list[int]]
 
 
 def _join_slow_chains(
-    chains: list[list[int]], secs: np.ndarray, vals: np.ndarray, p: UrineParams
+    chains: list[list[int]], secs: np.ndarray, vals: np.ndarray, p: UrineParams, horizon: float
 ) -> list[list[int]]:
     """The slow path: a chain that has not yet risen min_rise_pct continues with the next
     chain when that starts within slow_step_gap_s and the level held in between (never
     fell more than one flip below the chain's peak): single-percent steps inside flip
-    noise, further apart than max_step_gap_s."""
+    noise, further apart than max_step_gap_s.
+
+    A next chain that itself rises min_rise_pct above the reading before it is a rise of
+    its own and is never joined: a slow rise is made of single steps. Without this, a +2 use
+    whose first step was already inside the flip band (55/56 flipping, then 56, 57: only +1
+    above the reading before its first new high) swallowed the next use two minutes later
+    into one slow event at its own start (the demo scenario `use@+6m:2,use@+8m:4`, seed 5,
+    whenever the 56 that began it fell within max_step_gap_s of an earlier flip to 56).
+    A next chain whose last new high is less than min_hold_s before the horizon is not
+    joined yet: whether it is a rise of its own is not known, and a climb with so little
+    hold is not judged anyway; joining it would make the chain before it vanish from a live
+    window until the next chain is over (the demo: the first reading of the third use
+    removed the second use for the 7 s until its next step)."""
     out: list[list[int]] = []
     for chain in chains:
         if out:
             prev = out[-1]
             gap = float(secs[chain[0]] - secs[prev[-1]])
             rose = float(vals[prev[-1]] - vals[prev[0] - 1])
+            next_rose = float(vals[chain[-1]] - vals[chain[0] - 1])
             held = float(vals[prev[-1] : chain[0]].min()) >= float(vals[prev[-1]]) - 1.0
-            if gap <= p.slow_step_gap_s and rose < p.min_rise_pct and held:
+            over = float(secs[chain[-1]]) <= horizon - p.min_hold_s
+            if (
+                gap <= p.slow_step_gap_s
+                and rose < p.min_rise_pct
+                and next_rose < p.min_rise_pct
+                and held
+                and over
+            ):
                 prev.extend(chain)
                 continue
         out.append(list(chain))
@@ -353,7 +378,7 @@ def detect_urine(
     events: list[Event] = []
     previous: tuple[Climb, Event | None] | None = None
     previous_peak = -math.inf  # the peak of the last reported event: later baselines start there
-    for c in find_climbs(secs, vals, p):
+    for c in find_climbs(secs, vals, p, hz):
         prior, previous = previous, (c, None)
         t0, t1 = float(secs[c.start]), float(secs[c.peak])
         before = robust_level(
