@@ -90,12 +90,6 @@ query($id: String!) {
 """
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known: since the issue-16 detector, the third scheduled use (a +4 % rise followed "
-    "by flipping between two levels) can be missed, depending on where the simulator's noise "
-    "falls (open in issue 16's note); also sensitive to a heavily loaded machine",
-)
 def test_up_simulate_detects_posts_and_stops_cleanly(tmp_path: Path, scratch_dir: Path) -> None:
     home = scratch_dir / "home"
     log = tmp_path / "up.log"
