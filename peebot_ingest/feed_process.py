@@ -269,11 +269,7 @@ def _send(out: queue.Queue[Any], data: Connection, source: Any) -> None:
     ending = False
     while not ending:
         msgs = [out.get()]
-        while len(msgs) < BATCH:
-            try:
-                msgs.append(out.get_nowait())
-            except queue.Empty:
-                break
+        take_waiting(out, msgs, BATCH)
         if msgs[-1] is None:
             msgs.pop()
             ending = True
@@ -283,3 +279,16 @@ def _send(out: queue.Queue[Any], data: Connection, source: Any) -> None:
         except OSError:  # the parent is gone
             log.error("ingest writer process gone; the feed client exits")
             os._exit(0)
+
+
+def take_waiting(out: queue.Queue[Any], msgs: list[Any], limit: int) -> None:
+    """Move what is waiting on `out` to `msgs`, up to `limit` in all, in one hold of the
+    queue's lock (`get_nowait` one at a time was a tenth of the client process's time), and
+    wake a listener blocked on a full queue."""
+    with out.mutex:
+        waiting = out.queue
+        n = min(len(waiting), limit - len(msgs))
+        if n <= 0:
+            return
+        msgs.extend([waiting.popleft() for _ in range(n)])
+        out.not_full.notify_all()
