@@ -7,8 +7,10 @@ The subscription names its items as an item group, the very `LS_group` text the 
 for an item list (the names joined by spaces), so the server sees the same request. The
 difference is the client's: for an item list it copies the whole list into a map for every
 update it delivers (to answer `getItemName`), which with the 339 ISS Live items was a fifth
-of its time; with a group the listener finds the name by the update's position. The daemon runs it in a process of its own
-(`feed_process`), or in its own process with `InProcessFeed` (PEEBOT_FEED_PROCESS=off).
+of its time; with a group the listener finds the name by the update's position.
+
+The daemon runs it in a process of its own (`feed_process`), or on its own threads with
+`InProcessFeed` (PEEBOT_FEED_PROCESS=off).
 """
 
 from __future__ import annotations
@@ -69,13 +71,16 @@ class FeedSource:
         haxe_iterator.install()
         source = self
         names = self.items
+        n_names = len(names)
 
         class _Updates(SubscriptionListener):  # type: ignore[misc]
             def onItemUpdate(self, update: Any) -> None:
                 source.received += 1
                 msg = (
                     "u",
-                    names[update.getItemPos() - 1],
+                    # a position the subscription does not have (the server's error)
+                    # gives no name, which validation records as a rejection
+                    names[pos - 1] if 0 < (pos := update.getItemPos()) <= n_names else None,
                     update.getFields(),
                     time.time(),
                     update.isSnapshot(),
