@@ -33,8 +33,15 @@ def iso(when: datetime | None) -> str | None:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def epoch(when: datetime) -> float:
-    return round(when.timestamp(), 3)
+    """Epoch seconds in whole milliseconds, cut the way the browser's `Date.parse` cuts an
+    ISO time with microseconds (truncated, not rounded), in exact integer arithmetic: a
+    reading at .6738 s is .673 on the chart and in the watermark alike, never .674 past
+    the chart's end (the issue-15 flake)."""
+    return ((when - EPOCH) // timedelta(milliseconds=1)) / 1000
 
 
 @dataclass

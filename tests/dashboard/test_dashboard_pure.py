@@ -12,7 +12,7 @@ from peebot.dashboard import notifications as contract
 from peebot.dashboard import params
 from peebot.dashboard.notifications import BadPayload, FeedChange
 from peebot.dashboard.queries import post_url
-from peebot.dashboard.state import LiveState, Series, signal_gaps, toilet_in_use
+from peebot.dashboard.state import LiveState, Series, epoch, iso, signal_gaps, toilet_in_use
 from peebot_dagster import notify as dagster_notify
 from peebot_ingest import notify as ingest_notify
 
@@ -113,6 +113,18 @@ def test_series_keeps_order_ignores_repeats_and_trims_to_the_value_in_force() ->
     assert s.points == [(10, 40), (20, 41), (30, 42)]
     s.trim(25)
     assert s.points == [(20, 41), (30, 42)]
+
+
+def test_chart_times_are_cut_to_the_millisecond_as_the_browser_cuts_the_watermark() -> None:
+    # the page parses the ISO watermark with Date.parse, which drops the sub-millisecond
+    # digits; a point rounded up past it fell off the chart's right edge (issue 15)
+    at = datetime(2026, 11, 30, 8, 27, 36, 673787, tzinfo=UTC)
+    assert iso(at) == "2026-11-30T08:27:36.673787Z"
+    assert epoch(at) == 1796027256.673  # Date.parse(iso(at)) / 1000
+    assert epoch(at.replace(microsecond=999)) == 1796027256.0
+    assert epoch(at.replace(microsecond=0)) == 1796027256.0
+    before_1970 = datetime(1969, 12, 31, 23, 59, 59, 999500, tzinfo=UTC)
+    assert epoch(before_1970) == -0.001  # floor, as Date.parse does for negative times
 
 
 def test_gaps_are_the_intervals_without_signal() -> None:

@@ -160,7 +160,10 @@ function chartData() {
   const tank = S.chart.series[TANK] || [];
   const upa = S.chart.series[UPA] || [];
   const from = S.chart.from;
-  const end = Math.max(S.watermark ? Date.parse(S.watermark) / 1000 : 0, from + 60);
+  // the right edge: the watermark, but never before the newest point (a point past the
+  // edge would be cut off and the chart would end on the value before it)
+  const newest = (points) => points.length ? points[points.length - 1][0] : 0;
+  const end = Math.max(S.watermark ? Date.parse(S.watermark) / 1000 : 0, newest(tank), newest(upa), from + 60);
   const gaps = S.chart.gaps.map(([a, b]) => [a, b === null ? end : b]);
   const xs = new Set([from, end]);
   for (const [t] of tank) if (t >= from) xs.add(t);
