@@ -20,10 +20,12 @@ from peebot_iss.catalog import UPA_STATE, URINE_TANK, catalog_by_id
 
 CHART_ITEMS = (URINE_TANK, UPA_STATE)
 LATEST_EVENTS = 20
-# A use counts as "happening now" while the live pass still watches its hold (flag
-# `short_hold`) or for this long after its last step (ISS time): the live pass confirms a
-# use about 35 s after the first step, so the page says so for about two minutes.
-IN_USE_AFTER_END = timedelta(minutes=2)
+# A use counts as "happening now" for this long after its last step (ISS time, measured to
+# the newest reading). The live pass stores a use about 35 s after its first step, and a
+# Dagster run on a busy box takes tens of seconds more, so this leaves the page about a
+# minute or two of "right now". A `short_hold` flag does not extend it: the flag stays on a
+# use whose hold was cut by LOS or the end of the data, long after anybody left.
+IN_USE_AFTER_END = timedelta(minutes=3)
 SIGNAL_OK = "AOS"
 
 
@@ -100,17 +102,15 @@ def signal_gaps(transitions: list[FeedChange], start: datetime) -> list[list[flo
 
 
 def toilet_in_use(events: list[dict[str, Any]], watermark: datetime | None) -> dict[str, Any]:
-    """ "Someone is using the toilet right now": the newest use the live pass stored is
-    still in its hold (`short_hold`) or ended less than IN_USE_AFTER_END before the newest
-    reading."""
+    """ "Someone is using the toilet right now": the newest use the live pass stored ended
+    at most IN_USE_AFTER_END before the newest reading."""
     if watermark is None:
         return {"active": False, "event_id": None, "since": None}
     for event in events:  # newest first
         if event["type"] != "urination" or event["retracted"]:
             continue
         ended = datetime.fromisoformat((event["end"] or event["start"]).replace("Z", "+00:00"))
-        holding = "short_hold" in event["flags"]
-        if holding or watermark - ended <= IN_USE_AFTER_END:
+        if watermark - ended <= IN_USE_AFTER_END:
             return {"active": True, "event_id": event["id"], "since": event["start"]}
         break
     return {"active": False, "event_id": None, "since": None}

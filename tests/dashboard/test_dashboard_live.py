@@ -54,6 +54,15 @@ def test_a_client_gets_the_current_state_on_connect(db_url: str) -> None:
             assert [e["id"] for e in state["events"]] == [ids[e.event_key] for e in newest_first]
             assert all(e["posts"][0]["backend"] == "dry_run" for e in state["events"])
             assert state["today"]["uses"] + state["today"]["bulk_transfers"] >= 1
+            # the newest use ended under 3 minutes before the newest reading
+            newest_use = max(
+                (e for e in events if e.event_type == "urination"), key=lambda e: e.start
+            )
+            assert state["in_use"] == {
+                "active": True,
+                "event_id": ids[newest_use.event_key],
+                "since": newest_use.start.isoformat().replace("+00:00", "Z"),
+            }
             # the chart: six hours of the tank, the LOS as one closed gap
             series = state["chart"]["series"][TANK]
             assert series[-1][1] == newest_tank[0]

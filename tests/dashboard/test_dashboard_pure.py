@@ -11,7 +11,7 @@ import pytest
 from peebot.dashboard import notifications as contract
 from peebot.dashboard import params
 from peebot.dashboard.notifications import BadPayload, FeedChange
-from peebot.dashboard.queries import post_url
+from peebot.dashboard.queries import fill_quiet_hours, post_url
 from peebot.dashboard.state import LiveState, Series, epoch, iso, signal_gaps, toilet_in_use
 from peebot_dagster import notify as dagster_notify
 from peebot_ingest import notify as ingest_notify
@@ -156,8 +156,10 @@ def event(kind: str, start_min: float, end_min: float, flags: list[str] | None =
 def test_someone_is_on_the_toilet_while_the_live_pass_holds_a_use() -> None:
     wm = T0 + timedelta(minutes=10)
     assert toilet_in_use([event("urination", 9, 9.3)], wm)["active"]
-    assert toilet_in_use([event("urination", 5, 5.3, ["short_hold"])], wm)["active"]
+    assert toilet_in_use([event("urination", 7, 7.0, ["short_hold"])], wm)["active"]
     assert not toilet_in_use([event("urination", 5, 5.3)], wm)["active"]
+    # a hold cut short by LOS keeps its flag; nobody is on the toilet 18 minutes later
+    assert not toilet_in_use([event("urination", -8, -7.7, ["short_hold"])], wm)["active"]
     assert not toilet_in_use([event("bulk_transfer", 9, 9.5)], wm)["active"]
     assert not toilet_in_use([event("urination", 9, 9.3)], None)["active"]
     retracted = {**event("urination", 9, 9.3), "retracted": True}
@@ -203,3 +205,20 @@ def test_post_links_where_the_backend_has_one() -> None:
     assert post_url("mastodon", "99") is None
     assert post_url("dry_run", "line-3") is None
     assert post_url("x", None) is None
+
+
+def test_quiet_hours_hold_the_level_in_the_30_day_chart() -> None:
+    h = 3600.0
+    buckets: list[list[float | None]] = [
+        [0.0, 40, 42, 41],
+        [3 * h, 44, 45, 45],
+        [4 * h, 45, 47, 46],
+    ]
+    assert fill_quiet_hours(buckets) == [
+        [0.0, 40, 42, 41],
+        [h, 41, 41, 41],
+        [2 * h, 41, 41, 41],
+        [3 * h, 44, 45, 45],
+        [4 * h, 45, 47, 46],
+    ]
+    assert fill_quiet_hours([]) == []
