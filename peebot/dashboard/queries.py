@@ -304,9 +304,25 @@ async def level_buckets(
 
 
 async def tank_levels(db: Database, today: date, days: int) -> list[list[float | None]]:
-    """The urine tank hour by hour over `days` days (the 30-day chart)."""
+    """The urine tank hour by hour over `days` days (the 30-day chart), quiet hours filled."""
     start = day_start(today - timedelta(days=days - 1))
-    return await level_buckets(db, URINE_TANK, start, day_start(today + timedelta(days=1)), "hour")
+    hours = await level_buckets(db, URINE_TANK, start, day_start(today + timedelta(days=1)), "hour")
+    return fill_quiet_hours(hours)
+
+
+def fill_quiet_hours(buckets: list[list[float | None]]) -> list[list[float | None]]:
+    """Hourly `[epoch, min, max, last]` buckets with the hours between them that have no
+    reading filled with the level in force (the previous `last`). ISS Live sends a value
+    only when it changes, so an hour without a reading is an hour the tank held still, not
+    a gap: drawn as one, a steady night looked like missing data."""
+    filled: list[list[float | None]] = []
+    for bucket in buckets:
+        at, held = (filled[-1][0], filled[-1][3]) if filled else (None, None)
+        while at is not None and bucket[0] is not None and bucket[0] - at > 3600:
+            at += 3600
+            filled.append([at, held, held, held])
+        filled.append(bucket)
+    return filled
 
 
 @dataclass(frozen=True)

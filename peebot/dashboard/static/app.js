@@ -260,15 +260,23 @@ function makeDailyCharts() {
   charts.daily = new uPlot({
     ...chartSize(dnode, 200),
     tzDate: utc,
-    scales: { x: { time: true }, n: { range: (u, lo, hi) => [0, Math.max(4, Math.ceil(hi || 0) + 1)] } },
+    scales: {
+      x: { time: true },
+      n: { range: (u, lo, hi) => [0, Math.max(4, Math.ceil(hi || 0) + 1)] },
+      litres: { range: (u, lo, hi) => [0, Math.max(0.5, (hi || 0) * 1.15)] },
+    },
     axes: [
       { ...axis, values: timeTicks },
       { ...axis, scale: "n", size: 40 },
+      { ...axis, scale: "litres", side: 1, grid: { show: false }, size: 50, values: (u, ticks) => ticks.map((t) => t + " L") },
     ],
     series: [
       { value: (u, t) => t === null ? "–" : new Date(t * 1000).toISOString().slice(0, 10) },
       { label: "uses", scale: "n", stroke: "#4fd1c5", fill: "rgba(79, 209, 197, 0.45)",
         paths: uPlot.paths.bars({ size: [0.7, 40] }), points: { show: false } },
+      { label: "estimated", scale: "litres", stroke: "#f2c200", width: 1.5, points: { show: true, size: 4 },
+        value: (u, v) => v === null ? "–" : v.toFixed(1) + " L" },
+      { label: "UPA cycles", scale: "n", stroke: "#5fa8d3", width: 1, dash: [4, 3], points: { show: false } },
     ],
   }, dailyData(), dnode);
   const lnode = $("levels-chart");
@@ -289,18 +297,13 @@ function makeDailyCharts() {
 }
 
 function dailyData() {
-  return [S.daily.map((d) => Date.parse(d.date + "T12:00:00Z") / 1000), S.daily.map((d) => d.uses)];
+  return [S.daily.map((d) => Date.parse(d.date + "T12:00:00Z") / 1000), S.daily.map((d) => d.uses),
+    S.daily.map((d) => d.volume_ml / 1000), S.daily.map((d) => d.upa_cycles)];
 }
 
-// Hourly buckets; a missing hour is a gap, not a line across it.
+// Hourly buckets, quiet hours already filled by the server with the level in force.
 function levelsData() {
-  const x = [], hi = [], last = [];
-  let prev = null;
-  for (const [t, , max, l] of S.levels) {
-    if (prev !== null && t - prev > 3600) { x.push(prev + 3600); hi.push(null); last.push(null); }
-    x.push(t); hi.push(max); last.push(l); prev = t;
-  }
-  return [x, hi, last];
+  return [S.levels.map((b) => b[0]), S.levels.map((b) => b[2]), S.levels.map((b) => b[3])];
 }
 
 function redraw() {
