@@ -1,7 +1,8 @@
 """The page in a real browser (headless Chromium), served by `peebot dashboard` (a
 subprocess), moved by `peebot inject` (the CLI): what a visitor sees.
 
-Set PEEBOT_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the README's screenshot."""
+Set PEEBOT_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the README's screenshots (the
+desktop one there, the 390 px phone one beside it as docs/dashboard-phone.png)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from peebot.supervisor import free_port, port_accepts
-from tests.dashboard.seeding import demo_history, mark_posted, store_events
+from tests.dashboard.seeding import (
+    UPA_PROCESSOR,
+    demo_history,
+    demo_upa_events,
+    mark_posted,
+    past_days,
+    store_events,
+)
 from tests.support.chromium import Chromium, find_chromium
 from tests.support.waiting import wait_until
 
@@ -24,8 +32,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = find_chromium()
 DEADLINE = 30.0
+PAST_DAYS = 12
+PHONE_SHOT_HEIGHT = 1500  # the phone screenshot: the cards, the live chart, the first events
 LEVEL = "document.getElementById('level-value').textContent"
 BADGE = "document.getElementById('conn').textContent"
+IN_USE = "document.getElementById('in-use').textContent"
 FRAMES = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
 
@@ -85,19 +96,20 @@ class Server:
 
 @pytest.fixture
 def seeded(db_url: str) -> Iterator[str]:
+    """The demo's six hours (three uses posted to X) after PAST_DAYS days of history."""
     end = datetime.now(UTC).replace(microsecond=0)
+    six_hours_ago = end - timedelta(hours=6)
+    past_days(db_url, six_hours_ago, PAST_DAYS, level_at_end=38.0)
     events = demo_history(db_url, end)
     ids = store_events(
-        db_url,
-        end - timedelta(hours=7),
-        end + timedelta(minutes=1),
-        events,
-        "urine_tank",
-        ("dry_run", "x"),
+        db_url, six_hours_ago, end + timedelta(minutes=1), events, "urine_tank", ("dry_run", "x")
     )
     for key in sorted(ids, key=ids.__getitem__)[:3]:
         mark_posted(db_url, ids[key], "dry_run", f"line-{ids[key]}")
         mark_posted(db_url, ids[key], "x", str(1860000000000000000 + ids[key]))
+    store_events(
+        db_url, six_hours_ago, end + timedelta(minutes=1), demo_upa_events(end), UPA_PROCESSOR
+    )
     yield db_url
 
 
@@ -126,7 +138,13 @@ def test_the_page_shows_the_level_and_follows_an_inject(
             rows = await page.evaluate(
                 "document.querySelectorAll('#events tbody tr[data-event-id]').length"
             )
-            assert rows == 6
+            assert rows == 20  # the latest 20: the demo's 6 + 4 UPA cycle events, 10 older
+            assert (await page.evaluate(IN_USE)).startswith("Someone is using the toilet")
+            # the 30-day charts: uses on every past day, the tank hour by hour
+            days_with_uses = await page.evaluate("charts.daily.data[1].filter(n => n > 0).length")
+            assert days_with_uses >= PAST_DAYS - 1
+            hours = await page.evaluate("charts.levels.data[0].length")
+            assert hours >= 24 * (PAST_DAYS - 1)
             links = await page.evaluate(
                 "[...document.querySelectorAll('#events a')].map(a => a.href)"
             )
@@ -157,7 +175,13 @@ def test_the_page_shows_the_level_and_follows_an_inject(
             await phone.wait_for(f"{LEVEL} === '{new}'", DEADLINE, "the level on a phone")
             width = await phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"the page is {width} px wide on a 390 px screen"
-            await phone.screenshot(tmp_path / "dashboard-phone.png")
+            await phone.evaluate(FRAMES)
+            await phone.screenshot(
+                Path(shot).with_name(Path(shot).stem + "-phone.png")
+                if shot
+                else tmp_path / "dashboard-phone.png",
+                height=PHONE_SHOT_HEIGHT,
+            )
             assert phone.exceptions == []
 
     try:

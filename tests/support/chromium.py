@@ -79,10 +79,13 @@ class Page:
             f"timed out after {timeout:.0f} s waiting for {what or expression} (last: {last!r})"
         )
 
-    async def screenshot(self, path: Path) -> None:
-        result = await self.send(
-            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
-        )
+    async def screenshot(self, path: Path, height: int | None = None) -> None:
+        """The whole page, or its top `height` CSS pixels."""
+        params: dict[str, Any] = {"format": "png", "captureBeyondViewport": True}
+        if height is not None:
+            width = await self.evaluate("document.documentElement.clientWidth")
+            params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        result = await self.send("Page.captureScreenshot", params)
         path.write_bytes(base64.b64decode(result["data"]))
 
 
