@@ -193,6 +193,7 @@ class LiveDashboard:
             self.state.take_feed_change(change)
         today = now.date()
         self.state.events = await q.latest_events(self.db, LATEST_EVENTS)
+        self.state.chart_events = await q.chart_events(self.db, self.state.window_start(now))
         self.state.today = await q.today_numbers(self.db, today)
         await self._reload_daily(today)
         self.state.database = "ok"
@@ -233,9 +234,11 @@ class LiveDashboard:
                     self.state.seq += 1
                     self.publish(self.state.snapshot(now))
                 if "events" in kinds:
+                    now = self.clock()
                     events = await q.latest_events(self.db, LATEST_EVENTS)
-                    today = await q.today_numbers(self.db, self.clock().date())
-                    self.publish(self.state.set_events(events, today))
+                    marks = await q.chart_events(self.db, self.state.window_start(now))
+                    today = await q.today_numbers(self.db, now.date())
+                    self.publish(self.state.set_events(events, today, marks))
             except q.DatabaseDown as exc:
                 # the listener sees the outage too and reloads everything when it is back
                 log.warning("query failed (%s); the next state load catches up", exc)

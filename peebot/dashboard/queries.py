@@ -166,6 +166,31 @@ async def latest_events(db: Database, limit: int) -> list[dict[str, Any]]:
     return [event_view(r, db.mastodon_base) for r in rows]
 
 
+CHART_EVENT_TYPES = ("urination", "bulk_transfer")  # the marks on the 6-hour chart
+MAX_CHART_EVENTS = 500
+
+
+async def chart_events(db: Database, start: datetime) -> list[dict[str, Any]]:
+    """The uses and transfers starting in the chart window, oldest first: the chart marks
+    all of them, not only those among the latest 20 events (UPA cycles and water draws
+    push older uses out of that list)."""
+    rows = await db.fetch(
+        "SELECT id, event_type, detected_at, retracted_at FROM detected_event "
+        "WHERE detected_at >= %(start)s AND event_type = ANY(%(types)s) "
+        "ORDER BY detected_at DESC, id DESC LIMIT %(cap)s",
+        {"start": start, "types": list(CHART_EVENT_TYPES), "cap": MAX_CHART_EVENTS},
+    )
+    return [
+        {
+            "id": int(r["id"]),
+            "type": r["event_type"],
+            "start": iso(r["detected_at"]),
+            "retracted": r["retracted_at"] is not None,
+        }
+        for r in reversed(rows)
+    ]
+
+
 async def events_since(db: Database, since: datetime) -> tuple[list[dict[str, Any]], bool]:
     """Events detected at or after `since`, oldest first; True when cut at MAX_EVENTS."""
     rows = await db.fetch(

@@ -138,6 +138,7 @@ class LiveState:
     signal: FeedChange | None = None
     connection: FeedChange | None = None
     events: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    chart_events: list[dict[str, Any]] = field(default_factory=list)  # in the window, oldest first
     today: dict[str, Any] = field(default_factory=dict)
     daily: list[dict[str, Any]] = field(default_factory=list)
     levels: list[list[float | None]] = field(default_factory=list)  # hourly, 30 days
@@ -204,9 +205,16 @@ class LiveState:
         ):
             self.connection = change
 
-    def set_events(self, events: list[dict[str, Any]], today: dict[str, Any]) -> dict[str, Any]:
+    def set_events(
+        self,
+        events: list[dict[str, Any]],
+        today: dict[str, Any],
+        chart_events: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         self.events = events[:LATEST_EVENTS]
         self.today = today
+        if chart_events is not None:
+            self.chart_events = chart_events
         if self.daily and self.daily[-1].get("date") == today.get("date"):
             self.daily[-1] = {**self.daily[-1], **today}
         self.seq += 1
@@ -214,6 +222,7 @@ class LiveState:
             "type": "events",
             "seq": self.seq,
             "events": self.events,
+            "chart_events": self.chart_events,
             "today": self.today,
             "in_use": self.in_use(),
             "daily": self.daily,
@@ -262,6 +271,7 @@ class LiveState:
                 "hours": self.history.total_seconds() / 3600,
                 "series": {item: [list(p) for p in s.points] for item, s in self.series.items()},
                 "gaps": signal_gaps(self.transitions, start),
+                "events": self.chart_events,
             },
             "daily": self.daily,
             "levels": self.levels,

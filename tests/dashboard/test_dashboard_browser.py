@@ -140,6 +140,9 @@ def test_the_page_shows_the_level_and_follows_an_inject(
             )
             assert rows == 20  # the latest 20: the demo's 6 + 4 UPA cycle events, 10 older
             assert (await page.evaluate(IN_USE)).startswith("Someone is using the toilet")
+            # the six hours' uses and transfer are the chart's marks
+            marks = await page.evaluate("S.chart.events.map(e => e.type).join(',')")
+            assert marks.split(",") == ["urination"] * 3 + ["bulk_transfer"] + ["urination"] * 2
             # the 30-day charts: uses on every past day, the tank hour by hour
             days_with_uses = await page.evaluate("charts.daily.data[1].filter(n => n > 0).length")
             assert days_with_uses >= PAST_DAYS - 1

@@ -67,6 +67,11 @@ def test_a_client_gets_the_current_state_on_connect(db_url: str) -> None:
             series = state["chart"]["series"][TANK]
             assert series[-1][1] == newest_tank[0]
             assert len(state["chart"]["gaps"]) == 1 and state["chart"]["gaps"][0][1] is not None
+            # every use and transfer in the window is marked on it, oldest first
+            oldest_first = sorted(events, key=lambda e: e.start)
+            marks = state["chart"]["events"]
+            assert [m["id"] for m in marks] == [ids[e.event_key] for e in oldest_first]
+            assert [m["type"] for m in marks] == [e.event_type for e in oldest_first]
             assert len(state["daily"]) == 30
             # the HTTP API serves the same state
             async with aiohttp.ClientSession() as http, http.get(dash.base + "/api/state") as r:

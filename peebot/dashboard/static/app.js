@@ -204,7 +204,7 @@ function drawEvents(u) {
   const ctx = u.ctx;
   const colours = { urination: "#4fd1c5", bulk_transfer: "#ff6b6b" };
   ctx.save();
-  for (const e of S.events) {
+  for (const e of S.chart.events || S.events) {
     const colour = colours[e.type];
     if (!colour) continue;
     const t = Date.parse(e.start) / 1000;
@@ -362,6 +362,7 @@ const handlers = {
   },
   events(m) {
     S.events = m.events; S.daily = m.daily;
+    if (m.chart_events) S.chart.events = m.chart_events;
     renderEvents(); renderToday(m.today); renderInUse(m.in_use);
     redraw(); redrawDaily();
   },
