@@ -78,7 +78,7 @@ def batch_run_key(batch: Sequence[tuple[Any, ...]]) -> str:
     return "posts-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _active_runs(context: dg.SensorEvaluationContext) -> int:
+def _active_runs(context: dg.SensorEvaluationContext | dg.RunStatusSensorContext) -> int:
     try:
         instance = context.instance
     except Exception:  # a bare test context without an instance
@@ -140,10 +140,7 @@ def post_after_detection_sensor(
     what = run.tags.get(KIND_TAG)
     if what not in DETECTION_KINDS:
         return dg.SkipReason(f"run {run.run_id[:8]} is not a detection run")
-    running = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=post_events_job.name, statuses=ACTIVE_STATUSES), limit=1
-    )
-    if running:
+    if _active_runs(context):
         return dg.SkipReason("a posting run is already queued or in progress")
     backends = get_settings().post_backends
     with db.connect() as conn:
