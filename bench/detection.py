@@ -43,7 +43,7 @@ import itertools
 import math
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,13 +52,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from peebot_dagster.detectors.base import Event, Processor, window_frame
+from peebot_dagster.detectors.base import (
+    Event,
+    Processor,
+    drop_repeats,
+    from_epoch_seconds,
+    item_series,
+    to_epoch_seconds,
+    window_frame,
+)
 from peebot_dagster.detectors.calibration import (
     RAW_POINTS,
     calibrated_confidence,
     fit_isotonic,
 )
 from peebot_dagster.detectors.registry import PROCESSORS, get_processor
+from peebot_dagster.detectors.upa import TANK_ITEM
+from peebot_dagster.settings import DEFAULT_POST_MIN_CONFIDENCE
 from peebot_ingest.recordings import read_recording, to_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,6 +169,8 @@ FLOORS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 # ones: a person approves a held use in seconds, a wrong post is public. It is the floor with
 # the least (WRONG_POST_COST x posted wrong + held right), the lowest of equals.
 WRONG_POST_COST = 10
+# the posting floor the provisional section judges (PEEBOT_POST_MIN_CONFIDENCE's default)
+POST_FLOOR = DEFAULT_POST_MIN_CONFIDENCE
 
 
 # ------------------------------------------------------------------ part 1: real recordings
@@ -230,8 +242,12 @@ def check_2023(events: list[Event]) -> str:
     )
 
 
-def run_real(out: Path | None) -> None:
+def run_real(out: Path | None, provisional: bool) -> list[ProvisionalSeen]:
+    """Prints the events of each real recording; returns the 2023 recording's uses as the
+    live pass sees them: provisional (right: it starts at a held rise of `RISES_2023` that
+    is a use), then with the whole hold (hold_s = hold_window_s)."""
     print("== real recordings ==")
+    seen: list[ProvisionalSeen] = []
     for name, files, year in REAL:
         paths = [DATA / f for f in files]
         if not all(p.exists() for p in paths):
@@ -254,8 +270,21 @@ def run_real(out: Path | None) -> None:
                     plot_event(frame, e, folder / f"{e.start:%Y%m%dT%H%M%S}_{e.event_type}.png")
         if name == "issp-2023":
             print("  " + check_2023(found))
+            if provisional:
+                uses = {
+                    datetime.fromisoformat(when).replace(tzinfo=UTC)
+                    for when, kind in RISES_2023
+                    if kind != "bulk_transfer"
+                }
+                for e, hold in provisional_uses(frame):
+                    seen.append(ProvisionalSeen(-1, name, e, hold, e.start in uses))
+                for e in found:
+                    if e.processor == "urine_tank" and e.event_type == "urination":
+                        hold = float(e.metadata.get("hold_s", FULL_HOLD_S))
+                        seen.append(ProvisionalSeen(-1, name, e, hold, e.start in uses))
     if out is not None:
         print(f"(PNGs under {out})")
+    return seen
 
 
 # ------------------------------------------------------------------ part 2: simulation
@@ -485,6 +514,8 @@ class SimRun:
     window_diff: int = 0
     t_gen: float = 0.0
     t_det: float = 0.0
+    provisional: list[ProvisionalSeen] | None = None  # None: not measured (--skip-provisional)
+    t_prov: float = 0.0
 
 
 def run_day(run: SimRun, d: int, day: SimDay, window_min: int, base: datetime) -> None:
@@ -517,6 +548,12 @@ def run_day(run: SimRun, d: int, day: SimDay, window_min: int, base: datetime) -
     rises = [t for t in truth if t.kind in ("urination", "bulk_transfer")]
     dips = [t for t in truth if t.kind == "dip" and t.meta.get("seen")]
     run.dips_seen[day.label] = run.dips_seen.get(day.label, 0) + len(dips)
+    if run.provisional is not None:
+        c2 = time.perf_counter()
+        for seen_use, hold in provisional_uses(frame, start, end):
+            right = provisional_right(seen_use, rises, los)
+            run.provisional.append(ProvisionalSeen(d, day.label, seen_use, hold, right))
+        run.t_prov += time.perf_counter() - c2
     pairs = match(rises, events, los)
     matched: dict[int, Any] = {}
     for t, e in pairs:
@@ -698,11 +735,17 @@ def floor_evidence(records: Sequence[Detected], days: int) -> float:
 
 
 def run_sim(
-    days: int, noise_days: int, stress_days: int, window_min: int, fit: bool
+    days: int,
+    noise_days: int,
+    stress_days: int,
+    window_min: int,
+    fit: bool,
+    provisional: bool = True,
+    real_provisional: Sequence[ProvisionalSeen] = (),
 ) -> dict[str, Any]:
     base = datetime(2026, 1, 5, tzinfo=UTC)
     plan = sim_days(days, noise_days, stress_days)
-    run = SimRun()
+    run = SimRun(provisional=[] if provisional else None)
     print(
         f"== simulation: {len(plan)} days ({days} plain, {days} with the patterns of issue 16,"
         f" {noise_days} of noise alone, {stress_days} of stress), {window_min}-min windows =="
@@ -828,6 +871,18 @@ def run_sim(
     print()
     print("posting floor (PEEBOT_POST_MIN_CONFIDENCE) over the uses of all simulated days:")
     floor_evidence(run.records, len(plan))
+    if run.provisional is not None:
+        print()
+        print(
+            "provisional (live) events by hold so far: count, fraction true, confidence"
+            f" (every peak re-detected on the readings before peak + {PROVISIONAL_HOLDS_S[0]}"
+            f"..{PROVISIONAL_HOLDS_S[-1]} s, every {PROVISIONAL_HOLDS_S[1] - PROVISIONAL_HOLDS_S[0]} s;"
+            " count = looks, events = distinct uses; right as in the reliability table):"
+        )
+        provisional_table(run.provisional + list(real_provisional), run.records)
+        print(f"  posting floor {POST_FLOOR:.2f}, before the full hold:")
+        provisional_posts(run.provisional + [s for s in real_provisional if not s.full], POST_FLOOR)
+        print(f"  time: {run.t_prov:.1f} s")
     prec, rec = results["patterns + noise days"]
     goals = prec >= 0.99 and rec >= 0.97 and noise_uses == 0 and transfers_as_uses == 0
     print()
@@ -837,6 +892,8 @@ def run_sim(
     )
     if fit:
         fit_calibration(run.records)
+        if run.provisional is not None:
+            fit_short_hold_factor(run.provisional, [s for s in real_provisional if not s.full])
     return {"goals": goals, "records": run.records}
 
 
@@ -859,6 +916,256 @@ def fit_calibration(records: Sequence[Detected]) -> None:
     reliability(check_set, lambda r: calibrated_confidence(r.raw, RAW_POINTS))
 
 
+# ------------------------------------------------------------------ provisional (live) events
+
+# The live pass re-detects the newest minutes every few seconds with whatever data ingest has
+# written: a use is first stored once min_hold_s of level follows its peak, flagged
+# `short_hold` until hold_window_s has. To see those provisional events as the live pass
+# does, every peak candidate (a reading above every reading of the last max_step_gap_s: a
+# climb's peak is always one) is detected again at horizons peak + PROVISIONAL_HOLDS_S, on
+# the readings before the horizon only.
+PROVISIONAL_HOLDS_S = tuple(range(20, 60, 4))
+HOLD_BUCKETS = ((20, 30), (30, 40), (40, 50), (50, 60))
+# look-back of a provisional detection: the climb, its walk-back and baseline (~4 min) and
+# the slow path's joins fit; the live pass's 30 min changes nothing closer to the horizon
+PROVISIONAL_LOOKBACK_S = 900.0
+FULL_HOLD_S = get_processor("urine_tank").params.hold_window_s
+
+
+@dataclass
+class ProvisionalSeen:
+    """One provisional use as the live pass would store it at one horizon."""
+
+    day: int  # -1: the 2023 recording
+    label: str  # plain | patterns | noise | stress | issp-2023
+    event: Event
+    hold_s: float  # horizon - peak
+    right: bool  # what a post would say is right (`says_it_right` for simulated days)
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.day, self.event.event_key)
+
+    @property
+    def raw_full(self) -> float:
+        """The raw score without the short-hold factor (what the full hold would weigh)."""
+        raw = float(self.event.metadata.get("raw_score", self.event.confidence))
+        if "short_hold" in self.event.metadata["flags"]:
+            raw /= get_processor("urine_tank").params.short_hold_factor
+        return raw
+
+    @property
+    def full(self) -> bool:
+        """The use with its whole hold (the 2023 recording's stored events)."""
+        return "short_hold" not in self.event.metadata["flags"]
+
+
+def peak_candidates(frame: pd.DataFrame, gap_s: float) -> np.ndarray:
+    """Epoch seconds of the tank readings above every reading of the last gap_s (after
+    repeats are dropped): each climb's peak is one, at any horizon."""
+    secs, vals = item_series(frame, TANK_ITEM)
+    secs, vals = drop_repeats(secs, vals)
+    out = []
+    lo = 0
+    for i in range(1, secs.size):
+        while secs[lo] <= secs[i] - gap_s:
+            lo += 1
+        if vals[i] > vals[i - 1] and (lo == i or vals[i] > vals[lo:i].max()):
+            out.append(secs[i])
+    return np.array(out)
+
+
+def provisional_uses(
+    frame: pd.DataFrame, lo: datetime | None = None, hi: datetime | None = None
+) -> list[tuple[Event, float]]:
+    """(event, hold so far) of every provisional use the live pass would store for peaks in
+    [lo, hi): for each peak candidate and hold in PROVISIONAL_HOLDS_S, the urine detector on
+    the readings before peak + hold (and horizon there), keeping the `short_hold` uses whose
+    peak is that candidate."""
+    urine = get_processor("urine_tank")
+    sub = frame[frame["item_id"].isin(urine.items)].reset_index(drop=True)
+    ts = to_epoch_seconds(sub["ts"])
+    items = sub["item_id"].to_numpy()
+    positions = {item: np.flatnonzero(items == item) for item in urine.items}
+    out: list[tuple[Event, float]] = []
+    peaks = peak_candidates(sub, urine.params.max_step_gap_s)
+    if lo is not None:
+        peaks = peaks[peaks >= lo.timestamp()]
+    if hi is not None:
+        peaks = peaks[peaks < hi.timestamp()]
+    for peak in peaks:
+        start_at = int(np.searchsorted(ts, peak - PROVISIONAL_LOOKBACK_S, side="left"))
+        asof = []
+        for pos in positions.values():  # each item's value in force at the look-back's start
+            k = int(np.searchsorted(pos, start_at)) - 1
+            if k >= 0:
+                asof.append(int(pos[k]))
+        for hold in PROVISIONAL_HOLDS_S:
+            h = peak + hold
+            end_at = int(np.searchsorted(ts, h, side="left"))
+            rows = sub.iloc[sorted(asof) + list(range(start_at, end_at))]
+            for e in urine.detect(rows, horizon=from_epoch_seconds(h)):
+                if (
+                    e.event_type == "urination"
+                    and "short_hold" in e.metadata["flags"]
+                    and e.end is not None
+                    and abs(e.end.timestamp() - peak) < 1e-3
+                ):
+                    out.append((e, float(hold)))
+    return out
+
+
+def provisional_right(e: Event, truths: list, los: list[tuple[datetime, datetime]]) -> bool:
+    """Whether a provisional use says right what a truth use of the day is (the match window
+    of `match`, then `says_it_right`)."""
+    for t in truths:
+        if t.kind != "urination":
+            continue
+        hi = t.end + timedelta(seconds=60)
+        for s, en in los:
+            if s < t.end + timedelta(seconds=5) and en > t.start:
+                hi = max(hi, en + timedelta(seconds=60))
+        if t.start - timedelta(seconds=30) <= e.start <= hi and says_it_right(e, t):
+            return True
+    return False
+
+
+def provisional_table(seen: Sequence[ProvisionalSeen], finals: Sequence[Detected]) -> None:
+    """Per set of days and hold so far: provisional uses (one per event and horizon), the
+    fraction right, their confidence; then the uses with the whole hold (the stored events
+    the bench scores above) for comparison."""
+    print(
+        f"  {'days':<16}{'hold so far':<13}{'count':>6}{'events':>7}{'right':>7}{'frac right':>11}"
+        f"{'conf mean':>10}{'conf min..max':>15}{'raw mean':>9}"
+    )
+    sets = (
+        ("plain+patterns", {"plain", "patterns"}),
+        ("noise alone", {"noise"}),
+        ("stress", {"stress"}),
+        ("issp-2023", {"issp-2023"}),
+    )
+    for name, labels in sets:
+        rows = [
+            (f"[{lo}, {hi}) s", [s for s in seen if s.label in labels and lo <= s.hold_s < hi])
+            for lo, hi in HOLD_BUCKETS
+        ]
+        for bucket, sel in rows:
+            _provisional_row(name, bucket, [(s.event, s.right, s.key) for s in sel])
+        full = [
+            (r.event, r.right, (r.day, r.event.event_key))
+            for r in finals
+            if r.label in labels and r.event.event_type == "urination"
+        ]
+        full += [(s.event, s.right, s.key) for s in seen if s.label in labels and s.full]
+        _provisional_row(name, f">= {FULL_HOLD_S:.0f} s (full)", full)
+
+
+def _provisional_row(name: str, bucket: str, rows: list[tuple[Event, bool, Any]]) -> None:
+    if not rows:
+        print(f"  {name:<16}{bucket:<13}{0:>6}")
+        return
+    cs = np.array([e.confidence for e, _, _ in rows])
+    raw = np.array([float(e.metadata.get("raw_score", e.confidence)) for e, _, _ in rows])
+    right = np.array([r for _, r, _ in rows])
+    print(
+        f"  {name:<16}{bucket:<13}{len(rows):>6}{len({k for _, _, k in rows}):>7}"
+        f"{int(right.sum()):>7}{right.mean():>11.3f}{cs.mean():>10.3f}"
+        f"{f'{cs.min():.2f}..{cs.max():.2f}':>15}{raw.mean():>9.3f}"
+    )
+
+
+def provisional_outcomes(
+    seen: Sequence[ProvisionalSeen],
+    floor: float,
+    conf: Callable[[ProvisionalSeen], float] = lambda s: s.event.confidence,
+) -> tuple[int, int, int, int, list[float]]:
+    """What the live pass would post before the full hold, at `floor`: a provisional use
+    posts at its first look at or above the floor, saying what that look says. Returns
+    (posted right, posted wrong, waited right, waited wrong, holds when posted right); a
+    use that waits is right or wrong as its last look."""
+    by_key: dict[tuple[int, str], list[ProvisionalSeen]] = {}
+    for s in seen:
+        by_key.setdefault(s.key, []).append(s)
+    posted_right = posted_wrong = waited_right = waited_wrong = 0
+    holds: list[float] = []
+    for looks in by_key.values():
+        looks.sort(key=lambda s: s.hold_s)
+        first = next((s for s in looks if conf(s) >= floor), None)
+        if first is None:
+            waited_right += looks[-1].right
+            waited_wrong += not looks[-1].right
+        elif first.right:
+            posted_right += 1
+            holds.append(first.hold_s)
+        else:
+            posted_wrong += 1
+    return posted_right, posted_wrong, waited_right, waited_wrong, holds
+
+
+def provisional_posts(
+    seen: Sequence[ProvisionalSeen],
+    floor: float,
+    conf: Callable[[ProvisionalSeen], float] = lambda s: s.event.confidence,
+) -> None:
+    """`provisional_outcomes` per set of days."""
+    for name, labels in (
+        ("plain+patterns", {"plain", "patterns"}),
+        ("noise alone", {"noise"}),
+        ("stress", {"stress"}),
+        ("issp-2023", {"issp-2023"}),
+    ):
+        pr, pw, wr, ww, holds = provisional_outcomes(
+            [s for s in seen if s.label in labels], floor, conf
+        )
+        if pr + pw + wr + ww == 0:
+            continue
+        print(
+            f"  {name:<16}{pr + pw + wr + ww:>4} provisional uses: {pr} posted right, {pw} posted"
+            f" wrong, {wr + ww} wait for the full hold ({ww} of them wrong)"
+            + (f"; posted after a hold of median {pct(holds, 50):.0f} s" if holds else "")
+        )
+
+
+SHORT_HOLD_FACTORS = tuple(round(0.5 + 0.02 * k, 2) for k in range(36))  # 0.50 .. 1.20
+
+
+def fit_short_hold_factor(seen: Sequence[ProvisionalSeen], real: Sequence[ProvisionalSeen]) -> None:
+    """UrineParams.short_hold_factor: for each candidate, what the live pass would post
+    before the full hold at the floor (`provisional_posts`) on the even days; the factor with
+    the least WRONG_POST_COST x posted wrong + waited right (the lowest of equals) is the
+    fit; then checked on the odd days and on the 2023 recording."""
+    factor = get_processor("urine_tank").params.short_hold_factor
+    even = [s for s in seen if s.day % 2 == 0]
+    odd = [s for s in seen if s.day % 2 == 1]
+
+    def conf(f: float) -> Callable[[ProvisionalSeen], float]:
+        return lambda s: calibrated_confidence(s.raw_full * f, RAW_POINTS)
+
+    print()
+    print(
+        f"== short_hold_factor fit on {len({s.key for s in even})} provisional uses of the even"
+        f" days (stored: {factor}) =="
+    )
+    print(f"  {'factor':>7}  {'even: posted right/wrong, waited right/wrong, cost':<52}odd: same")
+    best, best_cost = math.nan, math.inf
+    for f in SHORT_HOLD_FACTORS:
+        e = provisional_outcomes(even, POST_FLOOR, conf(f))
+        o = provisional_outcomes(odd, POST_FLOOR, conf(f))
+        cost = WRONG_POST_COST * e[1] + e[2]
+        if cost < best_cost:
+            best, best_cost = f, cost
+        print(
+            f"  {f:>7.2f}  {e[0]:>4} {e[1]:>3} {e[2]:>4} {e[3]:>3}  cost {cost:<29}"
+            f"{o[0]:>4} {o[1]:>3} {o[2]:>4} {o[3]:>3}  cost {WRONG_POST_COST * o[1] + o[2]}"
+        )
+    print(
+        f"fitted short_hold_factor: {best:.2f} (least {WRONG_POST_COST} x posted wrong + waited right)"
+    )
+    for name, check in (("the odd days", odd), ("the 2023 recording", list(real))):
+        print(f"held-out check on {name} with {best:.2f}:")
+        provisional_posts(check, POST_FLOOR, conf(best))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=int, default=14)
@@ -870,12 +1177,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--skip-sim", action="store_true")
     ap.add_argument("--fit-calibration", action="store_true")
+    ap.add_argument(
+        "--skip-provisional",
+        action="store_true",
+        help="do not re-detect each peak at the live pass's horizons (saves ~10 s a day)",
+    )
     args = ap.parse_args(argv)
+    real_provisional: list[ProvisionalSeen] = []
     if not args.skip_real:
-        run_real(None if args.no_png else args.out)
+        real_provisional = run_real(None if args.no_png else args.out, not args.skip_provisional)
         print()
     if not args.skip_sim:
-        run_sim(args.days, args.noise_days, args.stress_days, args.window_min, args.fit_calibration)
+        run_sim(
+            args.days,
+            args.noise_days,
+            args.stress_days,
+            args.window_min,
+            args.fit_calibration,
+            not args.skip_provisional,
+            real_provisional,
+        )
     return 0
 
 
