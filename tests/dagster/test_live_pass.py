@@ -22,7 +22,7 @@ from peebot_dagster.defs.detection.sensors import (
 from peebot_dagster.defs.tags import range_tags
 from peebot_dagster.defs.telemetry import telemetry_reading_spec
 from peebot_dagster.partitions import partition_key
-from peebot_dagster.settings import Settings
+from peebot_dagster.settings import DEFAULT_POST_MIN_CONFIDENCE, Settings
 
 NOW = datetime(2026, 11, 27, 12, 0, 40, tzinfo=UTC)
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -182,4 +182,35 @@ def test_a_live_run_posts_the_use_it_stored_itself_and_only_once(
         assert len(dry_run_posts.read_text().splitlines()) == 1
 
         assert job.execute_in_process(instance=instance, tags=tags).success
+    assert len(dry_run_posts.read_text().splitlines()) == 1
+
+
+def test_a_provisional_use_posts_from_the_live_run_that_first_stores_it(
+    db_url: str, dry_run_posts: Path
+) -> None:
+    """30 s of clean hold: the use is stored `short_hold`, above the posting floor (its own
+    calibration, issue 14 point 5), and posted by that same run, once."""
+    now = datetime.now(UTC)
+    frame = _use_frame(now - timedelta(seconds=50), hold_s=30)
+    load_readings(db_url, frame)
+    set_ingest_watermark(db_url, frame["ts"].max())
+    partitions = minute_partitions_def(now - timedelta(days=1))
+    resources = {"db": db_resource(db_url)}
+    assets = [telemetry_reading_spec(partitions), *build_detection_assets(partitions)]
+    job = dg.Definitions(
+        assets=assets, jobs=[live_detection_job], resources=resources
+    ).resolve_job_def("live_detection_job")
+    tags = range_tags(partition_key(now - timedelta(minutes=3)), partition_key(now))
+    with dg.instance_for_test() as instance:
+        assert job.execute_in_process(instance=instance, tags=tags).success
+    [event] = [e for e in event_rows(db_url, "urine_tank") if e["event_type"] == "urination"]
+    assert "short_hold" in event["metadata"]["flags"]
+    assert event["confidence"] >= DEFAULT_POST_MIN_CONFIDENCE
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT p.status FROM social_post p JOIN detected_event e ON e.id = p.event_id "
+            "WHERE e.event_key = %s",
+            (event["event_key"],),
+        ).fetchall()
+    assert rows == [("posted",)]
     assert len(dry_run_posts.read_text().splitlines()) == 1
