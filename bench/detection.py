@@ -24,10 +24,16 @@
     (bins: count, mean confidence, fraction true; and events >= c), and the posting floor
     evidence: for each candidate `PEEBOT_POST_MIN_CONFIDENCE`, how many true and false uses
     would post or wait for review.
+    Then the provisional (live) uses: the live pass stores a use once min_hold_s of level
+    follows its peak (flag `short_hold`); every peak candidate of each simulated day (and of
+    the 2023 recording) is detected again on the readings before peak + 20..56 s, every 4 s,
+    and those looks are printed by hold so far (count, distinct uses, fraction right,
+    confidence), with what the posting floor would post before the full hold.
 (3) --fit-calibration: fits the confidence calibration (isotonic regression of "true" on the
     detector's raw score, pooled adjacent violators in numpy) on the even-numbered simulated
     days, checks it on the odd-numbered ones, and prints the constants for
-    peebot_dagster/detectors/calibration.py.
+    peebot_dagster/detectors/calibration.py; then fits UrineParams.short_hold_factor on the
+    provisional looks of the even days and checks it on the odd days and the 2023 recording.
 
 Matching: a detection matches a truth event of the urine tank when its start lies in
 [truth start - 30 s, truth end + 60 s], or, for a truth event that overlaps a LOS, up to the
