@@ -146,7 +146,6 @@ class FeedProcess:
             )
             self._ended = True
             return []
-        self.restarts += 1
         log.error(
             "feed client process %s died (%s); starting a new one, which subscribes again "
             "with a snapshot",
@@ -157,6 +156,12 @@ class FeedProcess:
         self._base_stalls = self.stalls
         self.status = "DISCONNECTED"
         self.start()
+        # counted once the new child is in place (`pid` is the new one by then)
+        self.restarts += 1
+        if self._stopping:
+            # `stop` came from the main thread while there was no child to tell (between
+            # the reap and the start): tell the new one, or it would stream forever
+            self.stop()
         return [("s", "DISCONNECTED", time.time())]
 
     def _reap(self, timeout: float) -> int | None:

@@ -66,6 +66,35 @@ def test_client_process_killed_is_said_and_restarted_nothing_written_twice(
     ]
 
 
+def test_a_stop_while_the_dead_client_is_being_replaced_still_stops_the_daemon(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stop` (main thread) can land after the dead child is reaped and before its successor
+    is started, when there is no child to tell. On a busy machine that window is wide; it is
+    made certain here by stopping from inside the restart."""
+    feed = CounterFeed(5, rate=100, count=100_000)
+    with (
+        run_server_in_thread(feed) as srv,
+        running_daemon(db_url, srv.url, tmp_path) as daemon,
+    ):
+        wait_until(lambda: len(counter_values(db_url)) >= 50, timeout=60)
+        child = daemon.feed
+        assert child is not None and child.pid is not None
+        first, start = child.pid, child.start
+
+        def stop_then_start() -> None:
+            daemon.stop()
+            start()
+
+        monkeypatch.setattr(child, "start", stop_then_start)
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: child.restarts == 1, timeout=60)
+        assert child.pid not in (None, first)
+    # running_daemon's exit has waited for the daemon's thread to end: it did
+    rows = db_rows(db_url)
+    assert len(rows) == len(set(rows))
+
+
 def test_channel_full_blocks_the_client_and_loses_nothing(
     db_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
