@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -151,6 +152,27 @@ def test_live_run_finds_a_use_seconds_after_it_and_a_later_run_confirms_it(
     assert confirmed["confidence"] >= event["confidence"]
 
 
+def _live_job(db_url: str, now: datetime) -> tuple[Any, dict[str, str]]:
+    """The live job over the test database, and the tags of a run over its newest minutes."""
+    partitions = minute_partitions_def(now - timedelta(days=1))
+    resources = {"db": db_resource(db_url)}
+    assets = [telemetry_reading_spec(partitions), *build_detection_assets(partitions)]
+    job = dg.Definitions(
+        assets=assets, jobs=[live_detection_job], resources=resources
+    ).resolve_job_def("live_detection_job")
+    return job, range_tags(partition_key(now - timedelta(minutes=3)), partition_key(now))
+
+
+def _post_statuses(db_url: str, event_key: str) -> list[str]:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT p.status FROM social_post p JOIN detected_event e ON e.id = p.event_id "
+            "WHERE e.event_key = %s",
+            (event_key,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 def test_a_live_run_posts_the_use_it_stored_itself_and_only_once(
     db_url: str, dry_run_posts: Path
 ) -> None:
@@ -159,26 +181,14 @@ def test_a_live_run_posts_the_use_it_stored_itself_and_only_once(
     now = datetime.now(UTC)
     frame = _use_frame(now - timedelta(seconds=90), hold_s=70)
     load_readings(db_url, frame)
-    partitions = minute_partitions_def(now - timedelta(days=1))
-    resources = {"db": db_resource(db_url)}
-    assets = [telemetry_reading_spec(partitions), *build_detection_assets(partitions)]
-    job = dg.Definitions(
-        assets=assets, jobs=[live_detection_job], resources=resources
-    ).resolve_job_def("live_detection_job")
-    tags = range_tags(partition_key(now - timedelta(minutes=3)), partition_key(now))
+    job, tags = _live_job(db_url, now)
     with dg.instance_for_test() as instance:
         first = job.execute_in_process(instance=instance, tags=tags)
         assert first.success
         hooks = [e for e in first.all_events if e.event_type == dg.DagsterEventType.HOOK_COMPLETED]
         assert [e.step_key for e in hooks] == ["urine_tank_events"]
         [event] = [e for e in event_rows(db_url, "urine_tank") if e["event_type"] == "urination"]
-        with psycopg.connect(db_url) as conn:
-            rows = conn.execute(
-                "SELECT p.status FROM social_post p JOIN detected_event e ON e.id = p.event_id "
-                "WHERE e.event_key = %s",
-                (event["event_key"],),
-            ).fetchall()
-        assert rows == [("posted",)]
+        assert _post_statuses(db_url, event["event_key"]) == ["posted"]
         assert len(dry_run_posts.read_text().splitlines()) == 1
 
         assert job.execute_in_process(instance=instance, tags=tags).success
@@ -194,23 +204,11 @@ def test_a_provisional_use_posts_from_the_live_run_that_first_stores_it(
     frame = _use_frame(now - timedelta(seconds=50), hold_s=30)
     load_readings(db_url, frame)
     set_ingest_watermark(db_url, frame["ts"].max())
-    partitions = minute_partitions_def(now - timedelta(days=1))
-    resources = {"db": db_resource(db_url)}
-    assets = [telemetry_reading_spec(partitions), *build_detection_assets(partitions)]
-    job = dg.Definitions(
-        assets=assets, jobs=[live_detection_job], resources=resources
-    ).resolve_job_def("live_detection_job")
-    tags = range_tags(partition_key(now - timedelta(minutes=3)), partition_key(now))
+    job, tags = _live_job(db_url, now)
     with dg.instance_for_test() as instance:
         assert job.execute_in_process(instance=instance, tags=tags).success
     [event] = [e for e in event_rows(db_url, "urine_tank") if e["event_type"] == "urination"]
     assert "short_hold" in event["metadata"]["flags"]
     assert event["confidence"] >= DEFAULT_POST_MIN_CONFIDENCE
-    with psycopg.connect(db_url) as conn:
-        rows = conn.execute(
-            "SELECT p.status FROM social_post p JOIN detected_event e ON e.id = p.event_id "
-            "WHERE e.event_key = %s",
-            (event["event_key"],),
-        ).fetchall()
-    assert rows == [("posted",)]
+    assert _post_statuses(db_url, event["event_key"]) == ["posted"]
     assert len(dry_run_posts.read_text().splitlines()) == 1
