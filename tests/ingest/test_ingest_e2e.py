@@ -276,7 +276,9 @@ def test_sigterm_midstream_everything_received_is_written(db_url: str, tmp_path:
     assert final, err[-2000:]
     stats = final[-1]
     rows = db_rows(db_url)
-    assert stats["received"] > 500
+    # the signal landed midstream: at least the 500 rows waited for, not the whole feed (the
+    # count may be exactly 500 when the signal follows the commit that made them visible)
+    assert 500 <= stats["received"] < 100_000
     assert stats["rejected"] == 0 and stats["queue"] == 0 and stats["pending"] == 0
     assert len(rows) == stats["written"] == stats["received"] - stats["duplicates"]
     # in order and without a gap: the first k of the sequence, all of them sent
