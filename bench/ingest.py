@@ -80,6 +80,7 @@ from peebot_ingest.validate import Validator  # noqa: E402
 from peebot_ingest.years import YearTracker  # noqa: E402
 from peebot_iss.catalog import load_catalog  # noqa: E402
 from peebot_iss.timestamps import format_timestamp  # noqa: E402
+from tests.support.ingest_process import ingest_env  # noqa: E402
 from tests.support.tlcp_harness import free_port, port_open, run_server_subprocess  # noqa: E402
 
 BATCH = 1000  # updates validated at once (the daemon drains its queue this many at a time)
@@ -319,18 +320,7 @@ class Daemon:
         self, url: str, feed_url: str, tmp: Path, env: dict[str, str] | None = None
     ) -> None:
         self.log_path = tmp / f"daemon-{uuid.uuid4().hex[:6]}.log"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "PEEBOT_DATABASE_URL": url,
-            "PEEBOT_FEED_URL": feed_url,
-            "PEEBOT_FEED_FAST_RECONNECT": "on",
-            "PEEBOT_CLOCK_CHECK": "off",
-            "PEEBOT_LOG_FORMAT": "json",
-            "PEEBOT_SUMMARY_SECONDS": "0.5",
-            "PEEBOT_JOURNAL_DIR": str(tmp / "journal"),
-            **(env or {}),
-        }
+        env = ingest_env(url, feed_url, tmp, **(env or {}))
         self.out = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "peebot.cli", "ingest"],

@@ -23,6 +23,7 @@ from peebot_ingest.buffered_writer import WriterConfig
 from peebot_ingest.daemon import DaemonConfig, IngestDaemon
 from peebot_iss.timestamps import decode_timestamp, format_timestamp, infer_year
 from peebot_sim.feeds import CounterFeed, ScriptedFeed
+from tests.support.ingest_process import ingest_env
 from tests.support.tlcp_harness import (
     SubprocessServer,
     read_sent_log,
@@ -240,18 +241,13 @@ def test_sigterm_midstream_everything_received_is_written(db_url: str, tmp_path:
     feed = CounterFeed(5, rate=400, count=100_000)
     log = tmp_path / "sent.jsonl"
     with run_server_in_thread(feed, sent_log=log) as srv:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "PEEBOT_DATABASE_URL": db_url,
-            "PEEBOT_FEED_URL": srv.url,
-            "PEEBOT_FEED_FAST_RECONNECT": "on",
-            "PEEBOT_CLOCK_CHECK": "off",
-            "PEEBOT_LOG_FORMAT": "json",
-            "PEEBOT_SUMMARY_SECONDS": "1",
-            "PEEBOT_JOURNAL_DIR": str(tmp_path / "journal"),
-            "PEEBOT_INGEST_BATCH_SECONDS": "1.0",  # keep a lot in flight when the signal lands
-        }
+        env = ingest_env(
+            db_url,
+            srv.url,
+            tmp_path,
+            PEEBOT_SUMMARY_SECONDS="1",
+            PEEBOT_INGEST_BATCH_SECONDS="1.0",  # keep a lot in flight when the signal lands
+        )
         proc = subprocess.Popen(
             [sys.executable, "-m", "peebot.cli", "ingest"],
             env=env,

@@ -19,12 +19,11 @@ import psycopg
 import pytest
 
 from peebot_sim.feeds import CounterFeed, ScriptedFeed
+from tests.support.ingest_process import ingest_env
 from tests.support.tlcp_harness import run_server_in_thread, wait_until
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_ingest_e2e import db_rows, running_daemon, sent_rows
-
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
@@ -149,17 +148,7 @@ class DaemonProcess:
         self, url: str, feed_url: str, tmp: Path, name: str, *, own_group: bool = False
     ) -> None:
         self.log_path = tmp / f"{name}.log"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "PEEBOT_DATABASE_URL": url,
-            "PEEBOT_FEED_URL": feed_url,
-            "PEEBOT_FEED_FAST_RECONNECT": "on",
-            "PEEBOT_CLOCK_CHECK": "off",
-            "PEEBOT_LOG_FORMAT": "json",
-            "PEEBOT_SUMMARY_SECONDS": "0.5",
-            "PEEBOT_JOURNAL_DIR": str(tmp / "journal"),
-        }
+        env = ingest_env(url, feed_url, tmp)
         self.out = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "peebot.cli", "ingest"],
