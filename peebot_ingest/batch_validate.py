@@ -28,7 +28,7 @@ from peebot_ingest.records import (
     ValidatedReading,
 )
 from peebot_ingest.storable import MAX_TEXT
-from peebot_ingest.years import MIN_YEAR, YearTracker, year_start_us
+from peebot_ingest.years import MAX_YEAR, MIN_YEAR, YearTracker, year_start_us
 from peebot_iss.catalog import YEAR_ITEM
 from peebot_iss.timestamps import ROLLOVER_HOURS, days_in_year
 
@@ -108,7 +108,7 @@ def _segment(
         return -1
     when, ref_hours = ref
     year = when.year
-    if not MIN_YEAR <= year <= columns.LAST_EXACT_YEAR:
+    if not MIN_YEAR <= year <= MAX_YEAR:
         return -1
     hours = cols.hours[start:end]
     upper = (days_in_year(year) + 1) * 24.0
@@ -138,8 +138,8 @@ def _segment(
     rows = slice(start, start + stop)
     items = cols.items[rows]
     values = cols.value_list[rows]
-    times = columns.utc_datetimes(micros)
-    ids = columns.event_ids(EVENT_NAMESPACE_BYTES, items, micros.tolist(), values)
+    times = micros.tolist()
+    ids = columns.event_ids(EVENT_NAMESPACE_BYTES, items, times, values)
     fields = zip(
         items,
         times,
@@ -155,7 +155,7 @@ def _segment(
     # ValidatedReading(*f) without the call
     out.extend(map(_new_tuple, repeat(ValidatedReading), fields))
     newest = int(np.argmax(micros))  # observing the newest row is observing them all
-    years.observe(items[newest], times[newest], values[newest])
+    years.observe(items[newest], EPOCH + times[newest] * ONE_MICROSECOND, values[newest])
     validator.column_wise += stop
     return stop
 

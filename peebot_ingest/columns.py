@@ -7,9 +7,7 @@ result bit for bit (the tests compare them on random and hostile input). Pure fu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from hashlib import sha1
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -63,18 +61,6 @@ def decode_micros(hours: FloatArray, year_start_us: int) -> IntArray:
         whole.astype(np.int64) * US_PER_HOUR + frac_us.astype(np.int64) + year_start_us
     )
     return result
-
-
-LAST_EXACT_YEAR = 2099  # `utc_datetimes` is exact below 2**32 s (February 2106)
-
-
-def utc_datetimes(micros: IntArray) -> list[datetime]:
-    """Aware UTC datetimes of microseconds since the epoch (up to `LAST_EXACT_YEAR`).
-
-    `datetime.fromtimestamp` of the float seconds: below 2**32 s a float's error is under
-    half a microsecond, and fromtimestamp rounds to the nearest microsecond, so the result
-    is exactly the epoch + `micros` (the tests check it)."""
-    return list(map(datetime.fromtimestamp, (micros / 1e6).tolist(), repeat(UTC)))
 
 
 def event_ids(

@@ -31,10 +31,12 @@ INSERT_STAGED = (
     f"metadata::jsonb FROM {STAGE_TABLE} ON CONFLICT DO NOTHING"
 )
 # Binary COPY data carries no type: the server reads each field as its column's type. So the
-# 16 event id bytes go through psycopg's (C) bytea dumper unchanged, which is uuid's binary
-# form, and so does the metadata on the direct path as jsonb's binary form (a version byte
-# and the JSON text; the staging table keeps text and casts in the INSERT).
-_STAGE_TYPES = ["int4", "timestamptz", "float8", "text", "int2", "bytea", "timestamptz", "text"]
+# reading's time goes as an int8 of microseconds since 2000-01-01 UTC, which is timestamptz's
+# binary form; the 16 event id bytes go through psycopg's (C) bytea dumper unchanged, which is
+# uuid's binary form, and so does the metadata on the direct path as jsonb's binary form (a
+# version byte and the JSON text; the staging table keeps text and casts in the INSERT).
+_STAGE_TYPES = ["int4", "int8", "float8", "text", "int2", "bytea", "timestamptz", "text"]
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in microseconds since 1970
 _DIRECT_TYPES = [*_STAGE_TYPES[:-1], "bytea"]
 
 
@@ -68,10 +70,21 @@ def write_rows(
     last_received = None
     ingested_at = None
     # tuple unpacking is cheaper than field access
-    for item, ts, value, klass, calibrated, event, received, meta, _ in readings:
+    for item, ts_us, value, klass, calibrated, event, received, meta, _ in readings:
         if received != last_received:  # a replay stamps all its rows alike
             last_received = received
             ingested_at = fromts(received, UTC)
         if direct and meta is not None:
             meta = b"\x01" + meta.encode()  # type: ignore[assignment]
-        write_row((channels[item], ts, value, calibrated, klass, event, ingested_at, meta))
+        write_row(
+            (
+                channels[item],
+                ts_us - PG_EPOCH_US,
+                value,
+                calibrated,
+                klass,
+                event,
+                ingested_at,
+                meta,
+            )
+        )

@@ -44,7 +44,7 @@ def encode_entry(entry: Entry) -> str:
         obj: dict[str, Any] = {
             "k": "r",
             "i": entry.item_id,
-            "t": (entry.ts - EPOCH) // ONE_MICROSECOND,
+            "t": entry.ts_us,
             "v": entry.value,
             "c": entry.status_class,
             "d": entry.calibrated_data,
@@ -83,7 +83,7 @@ def decode_entry(line: str) -> Entry:
     if kind == "r":
         return ValidatedReading(
             obj["i"],
-            EPOCH + timedelta(microseconds=obj["t"]),
+            int(obj["t"]),
             float(obj["v"]),
             obj["c"],
             obj["d"],

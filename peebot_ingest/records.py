@@ -27,10 +27,11 @@ ONE_MICROSECOND = timedelta(microseconds=1)
 class ValidatedReading(NamedTuple):
     """A reading that passed validation, enriched (one future `telemetry_reading` row).
 
-    A tuple, not a dataclass: the writer's hot loop unpacks millions of them."""
+    A tuple, not a dataclass: the writer's hot loop unpacks millions of them. Its time is
+    kept as an integer (`ts_us`), the form the binary COPY sends; `ts` gives the datetime."""
 
     item_id: str
-    ts: datetime  # UTC
+    ts_us: int  # the decoded ISS TimeStamp: microseconds since 1970-01-01 UTC
     value: float
     status_class: int | None
     calibrated_data: str | None
@@ -38,6 +39,11 @@ class ValidatedReading(NamedTuple):
     received_at: float  # wall clock (epoch seconds) when it reached us
     metadata: str | None  # JSON text for the jsonb column
     source: str  # feed | replay | inject
+
+    @property
+    def ts(self) -> datetime:
+        """The decoded ISS TimeStamp (UTC)."""
+        return EPOCH + timedelta(microseconds=self.ts_us)
 
     @property
     def event_uuid(self) -> UUID:
@@ -68,11 +74,19 @@ class FeedTransition(NamedTuple):
 Entry = ValidatedReading | Rejection | FeedTransition
 
 
-def event_id(item_id: str, ts: datetime, value: float) -> bytes:
-    """UUIDv5(EVENT_NAMESPACE, "<item>|<µs since epoch>|<repr(value)>") as 16 bytes.
+def micros_since_epoch(ts: datetime) -> int:
+    """`ts` (aware) as microseconds since 1970-01-01 UTC, exactly."""
+    return (ts - EPOCH) // ONE_MICROSECOND
 
-    Same bytes as `uuid.uuid5(...)`, computed without building UUID objects (hot path)."""
-    micros = (ts - EPOCH) // ONE_MICROSECOND
+
+def event_id(item_id: str, ts: datetime, value: float) -> bytes:
+    """UUIDv5(EVENT_NAMESPACE, "<item>|<µs since epoch>|<repr(value)>") as 16 bytes."""
+    return event_id_at(item_id, micros_since_epoch(ts), value)
+
+
+def event_id_at(item_id: str, micros: int, value: float) -> bytes:
+    """`event_id` of a time in microseconds since the epoch. Same bytes as `uuid.uuid5(...)`,
+    computed without building UUID objects (hot path)."""
     digest = bytearray(
         sha1(EVENT_NAMESPACE_BYTES + f"{item_id}|{micros}|{value!r}".encode()).digest()[:16]
     )

@@ -43,7 +43,7 @@ from peebot_ingest.copy_rows import (
 )
 from peebot_ingest.db import DatabaseError, connect, one_line
 from peebot_ingest.notify import READINGS_CHANNEL, readings_payload
-from peebot_ingest.records import Rejection, ValidatedReading
+from peebot_ingest.records import EPOCH, ONE_MICROSECOND, Rejection, ValidatedReading
 from peebot_ingest.storable import clean_text, raw_payload
 from peebot_iss.utc import utc_from_epoch
 
@@ -53,7 +53,7 @@ WATERMARK = "ingest"
 JOURNAL_MARK = "journal"  # key in the watermark's state_data: how far a segment got
 
 _ITEM = itemgetter(0)  # ValidatedReading.item_id
-_TS = itemgetter(1)  # ValidatedReading.ts
+_TS_US = itemgetter(1)  # ValidatedReading.ts_us
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -301,7 +301,8 @@ class DatabaseSink:
             )
             result.transitions = len(batch.transitions)
         result.new_channels = len(new_items)
-        newest = max(map(_TS, batch.readings), default=None)
+        newest_us = max(map(_TS_US, batch.readings), default=None)
+        newest = None if newest_us is None else EPOCH + newest_us * ONE_MICROSECOND
         newest_after: datetime | None
         if newest is not None and (self.newest_ts is None or newest > self.newest_ts):
             newest_after = newest

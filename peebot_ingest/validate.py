@@ -24,7 +24,13 @@ from peebot_ingest.fields import (
     parse_status_class,
     short_repr,
 )
-from peebot_ingest.records import EPOCH, Rejection, ValidatedReading, event_id
+from peebot_ingest.records import (
+    EPOCH,
+    Rejection,
+    ValidatedReading,
+    event_id_at,
+    micros_since_epoch,
+)
 from peebot_ingest.storable import MAX_TEXT, clean_text, json_safe, raw_payload
 from peebot_ingest.years import MAX_YEAR, MIN_YEAR, YearTracker, decode_hours
 from peebot_iss.catalog import YEAR_ITEM
@@ -131,13 +137,14 @@ class Validator:
             )
         # the same as _finish without the clock check, inlined (the hot path of a feed)
         self.years.observe(item, ts, value)
+        micros = micros_since_epoch(ts)
         return ValidatedReading(
             item,
-            ts,
+            micros,
             value,
             status_class,
             calibrated,
-            event_id(item, ts, value),
+            event_id_at(item, micros, value),
             now,
             meta + "}",
             self.source,
@@ -250,13 +257,14 @@ class Validator:
                 f"time {ts.isoformat()} is more than {self.max_future_seconds:g} s ahead of the clock",
             )
         self.years.observe(item_id, ts, value)
+        micros = micros_since_epoch(ts)
         return ValidatedReading(
             item_id,
-            ts,
+            micros,
             value,
             status_class,
             calibrated,
-            event_id(item_id, ts, value),
+            event_id_at(item_id, micros, value),
             now,
             metadata,
             self.source,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from peebot_ingest import columns
 from peebot_ingest.records import EVENT_NAMESPACE_BYTES, Rejection, ValidatedReading, event_id
 from peebot_ingest.validate import Validator
-from peebot_ingest.years import YearTracker, decode_hours, year_start_us
+from peebot_ingest.years import MAX_YEAR, MIN_YEAR, YearTracker, decode_hours, year_start_us
 from peebot_iss.catalog import FIELDS
 from peebot_iss.timestamps import format_timestamp
 
@@ -217,16 +217,15 @@ def test_decode_micros_is_timedelta_exactly() -> None:
             assert epoch + timedelta(microseconds=us) == expected, (h, year)
 
 
-def test_event_ids_and_datetimes_match_the_one_row_functions() -> None:
+def test_event_ids_match_the_one_row_function() -> None:
     rng = random.Random(3)
     micros = [1_700_000_000_000_000 + rng.randrange(10**12) for _ in range(3000)]
     values = [rng.uniform(-1e6, 1e6) for _ in range(3000)]
     items = [ITEMS[k % len(ITEMS)] for k in range(3000)]
-    times = columns.utc_datetimes(np.array(micros, dtype=np.int64))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     ids = columns.event_ids(EVENT_NAMESPACE_BYTES, items, micros, values)
-    for item, ts, value, eid in zip(items, times, values, ids, strict=True):
-        assert ts.tzinfo is UTC
-        assert eid == event_id(item, ts, value)
+    for item, us, value, eid in zip(items, micros, values, ids, strict=True):
+        assert eid == event_id(item, epoch + timedelta(microseconds=us), value)
     assert columns.event_ids(EVENT_NAMESPACE_BYTES, [], [], []) == []
 
 
@@ -244,26 +243,15 @@ def test_number_column_agrees_with_parse_number() -> None:
     assert all_ok.all() and clean.tolist() == [1.5, 2.0, -0.03]
 
 
-def test_utc_datetimes_are_exact_up_to_the_last_exact_year() -> None:
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    last = datetime(columns.LAST_EXACT_YEAR + 1, 1, 1, tzinfo=UTC) - epoch
-    top = last // timedelta(microseconds=1) - 1
-    rng = np.random.default_rng(5)
-    micros = np.concatenate(
-        [
-            rng.integers(0, top, 200_000, dtype=np.int64),
-            np.arange(top - 2000, top + 1, dtype=np.int64),  # the hardest: the largest
-            np.array([0, 1, 999_999, 1_000_000, 1_000_001], dtype=np.int64),
-        ]
-    )
-    times = columns.utc_datetimes(micros)
-    for us, ts in zip(micros.tolist(), times, strict=True):
-        assert ts == epoch + timedelta(microseconds=us), us
-        assert ts.tzinfo is UTC
-
-
-def test_years_past_the_exact_range_go_one_by_one() -> None:
-    batch = _stream(datetime(2150, 3, 1, tzinfo=UTC), 300, 100)
-    one, many = _twins(year=2150, clock_check=False)
-    assert many.updates(batch) == [one.update(*u) for u in batch]
-    assert many.column_wise == 0
+def test_times_are_exact_in_every_plausible_year() -> None:
+    """Times stay integers (microseconds) all the way to the COPY: the column-wise path is
+    exact from the first plausible year to the last, and its readings' datetimes too."""
+    for year in (MIN_YEAR, 2026, 2150, MAX_YEAR):
+        batch = _stream(datetime(year, 3, 1, tzinfo=UTC), 300, 100)
+        one, many = _twins(year=year, clock_check=False)
+        got = many.updates(batch)
+        assert got == [one.update(*u) for u in batch]
+        assert many.column_wise >= 0.9 * len(batch), (year, many.column_wise)
+        first = got[0]
+        assert isinstance(first, ValidatedReading)
+        assert first.ts == datetime(year, 3, 1, tzinfo=UTC) and first.ts.tzinfo is UTC

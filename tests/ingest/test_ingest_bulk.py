@@ -5,7 +5,7 @@ connection end up as `DatabaseSink.write` would have them."""
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -159,3 +159,25 @@ def test_lost_connection_raises_unavailable_and_a_rerun_completes(db_url: str) -
     counters = rerun.close()
     assert (counters.written, counters.duplicates) == (2000, 1000)
     assert len(_table(db_url)) == 3000
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "staging"])
+def test_times_at_the_ends_of_the_plausible_years_are_stored_exactly(
+    db_url: str, direct: bool
+) -> None:
+    """A reading's time goes to the server as an integer (microseconds since 2000, which is
+    timestamptz's binary form): before 2000 it is negative, after 2038 beyond 32 bits."""
+    starts = [
+        datetime(1998, 11, 20, 6, 40, 0, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2200, 12, 31, 23, 59, 0, 500_001, tzinfo=UTC),
+    ]
+    readings = [r for k, t in enumerate(starts) for r in _readings(3, f"NODE300000{k}", t)]
+    sink = DatabaseSink(db_url)
+    sink.note_duplicates(staged=1, inserted=1 if direct else 0)  # which way the batch goes
+    assert sink.expect_no_duplicates is direct
+    assert sink.write(Batch(readings=readings)).written == 9
+    sink.close()
+    stored = {(r[0], r[1]) for r in _table(db_url)}
+    assert stored == {(r.item_id, r.ts) for r in readings}
+    assert min(ts for _, ts in stored) == starts[0]
