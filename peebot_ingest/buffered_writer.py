@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from peebot_ingest.batch import Batch, BatchResult, WriterCounters
@@ -78,7 +76,7 @@ class BufferedWriter:
         self.config = config or WriterConfig()
         self.on_commit = on_commit
         self.clock = clock
-        self.pending: deque[Entry] = deque()
+        self.pending: list[Entry] = []  # oldest first
         self.counters = WriterCounters()
         self.db_up: bool | None = None
         self.last_error = ""
@@ -165,7 +163,7 @@ class BufferedWriter:
         try:
             if self._stream is None:
                 self._stream = StreamedBatch(self.sink)
-            self._stream.send(list(islice(self.pending, self._streamed, end)))
+            self._stream.send(self.pending[self._streamed : end])
             self._streamed = end
         except (DatabaseUnavailable, DatabaseError) as exc:
             self._drop_stream()
@@ -208,10 +206,8 @@ class BufferedWriter:
                 if not full and partial and self._age_due(self.clock(), more_waiting) > 0.0:
                     break
                 n = min(len(self.pending), self.config.batch_rows)
-                chunk = list(islice(self.pending, n))
-                self._write(chunk)
-                for _ in range(n):
-                    self.pending.popleft()
+                self._write(self.pending[:n])
+                del self.pending[:n]
                 self._oldest_at = self.clock() if self.pending else None
         except (DatabaseUnavailable, DatabaseError) as exc:
             # DatabaseError: reachable but not usable (e.g. not migrated yet): keep trying too
@@ -268,7 +264,8 @@ class BufferedWriter:
         self._drop_stream()
         keep = self.config.memory_rows // 2
         n = len(self.pending) - keep
-        chunk = [self.pending.popleft() for _ in range(n)]
+        chunk = self.pending[:n]
+        del self.pending[:n]
         self.journal.append(chunk)
         self.counters.spilled += n
         if self.counters.spilled == n:
