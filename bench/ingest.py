@@ -172,6 +172,17 @@ def synthetic_chunk(
     return out
 
 
+def backend_cpu_s(conn: psycopg.Connection[Any]) -> float | None:
+    """CPU seconds (user + system) the server process behind `conn` has used so far, or
+    None when the server is not on this machine."""
+    try:
+        stat = Path(f"/proc/{conn.info.backend_pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
     """Chunk by chunk, interleaved so both sides see the same machine load (it is shared):
     the writer path takes a chunk of raw updates to committed rows; then those very rows
@@ -192,6 +203,8 @@ def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
     lo = datetime(2000, 1, 1, tzinfo=UTC)
     elapsed = 0.0
     baseline_s = 0.0
+    # CPU per row: the writer's thread, the server process behind each side's connection
+    cpu = {"writer": 0.0, "writer_server": 0.0, "baseline_server": 0.0}
     done = 0
     shift = timedelta(days=1000)
     bound = t0 + shift  # TimescaleDB: the baseline's rows lie at and after this
@@ -214,13 +227,20 @@ def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
             # the daemon never holds 200,000 updates: keep the input out of the collector's
             # way, so its garbage collections cost what they cost the daemon
             gc.freeze()
-            t = time.perf_counter()
+            server = writer.sink.connection()
+            server_cpu = backend_cpu_s(server)
+            t, thread_cpu = time.perf_counter(), time.thread_time()
             for k in range(0, n, BATCH):  # as the daemon drains its queue
                 writer.extend(validator.updates(updates[k : k + BATCH]))
                 writer.maybe_flush(more_waiting=True)  # a backlog: the whole chunk waits
             # committed before the clock stops: no writing in untimed gaps
             assert writer.flush(), writer.last_error
             elapsed += time.perf_counter() - t
+            cpu["writer"] += time.thread_time() - thread_cpu
+            if server_cpu is not None and writer.sink.connection() is server:
+                cpu["writer_server"] += (backend_cpu_s(server) or 0.0) - server_cpu
+            else:  # a remote server, or the connection was replaced: not measured
+                cpu["writer_server"] = float("nan")
             del updates
             gc.unfreeze()
             # the rows this chunk wrote: times only grow with the update number
@@ -238,6 +258,7 @@ def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
                 for block in copy:
                     fh.write(block)
             conn.commit()
+            server_cpu = backend_cpu_s(conn)
             t = time.perf_counter()
             with (
                 conn.cursor().copy(f"COPY {target} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
@@ -247,6 +268,9 @@ def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
                     copy.write(block)
             conn.commit()
             baseline_s += time.perf_counter() - t
+            cpu["baseline_server"] += (
+                float("nan") if server_cpu is None else (backend_cpu_s(conn) or 0.0) - server_cpu
+            )
             lo = hi
             done += n
         assert writer.close()
@@ -283,6 +307,7 @@ def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
         "baseline_s": baseline_s,
         "baseline_rps": rows / baseline_s,
         "ratio": (rows / elapsed) / (rows / baseline_s),
+        **{f"{side}_cpu_us": seconds / rows * 1e6 for side, seconds in cpu.items()},
         "dup_rows": len(tail),
         "dup_rps": len(tail) / dup_s,
         "dup_written": dup_writer.counters.written,
@@ -574,6 +599,7 @@ def main() -> None:
                 ("(1) baseline: one plain binary COPY", f"{w['baseline_rps']:,.0f} rows/s",
                  f"same rows, twin table, {w['baseline_s']:.2f} s (chunks interleaved)"),
                 ("(1) ratio writer / baseline", f"{w['ratio']:.2f}", "goal >= 0.9"),
+                *cpu_rows(w),
                 ("(1) re-sent rows (dedupe)", f"{w['dup_rps']:,.0f} rows/s",
                  f"{w['dup_rows']:,} re-sent: written {w['dup_written']}, duplicates {w['dup_duplicates']:,}"),
                 ("(1) validation alone, column-wise", f"{w['validate_many_us']:.2f} us/update",
@@ -654,6 +680,25 @@ def main() -> None:
         f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} cores "
         f"(at the start {load_start[0]:.2f})"
     )
+
+
+def cpu_rows(w: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Where part (1)'s time goes: CPU per row on each side, and what that allows on this
+    machine's cores (the writer's thread and its server process share them)."""
+    ours, server, base = w["writer_cpu_us"], w["writer_server_cpu_us"], w["baseline_server_cpu_us"]
+    cores = os.cpu_count() or 1
+    # with perfect overlap the wall time per row is at least the busier side's CPU, and at
+    # least both sides' CPU spread over the cores
+    floor_us = max(ours, server, (ours + server) / cores)
+    base_us = w["baseline_s"] / w["rows"] * 1e6
+    return [
+        ("(1) CPU per row: writer's thread", f"{ours:.2f} us",
+         f"validate {w['validate_many_us']:.2f} (alone, below); its server process {server:.2f} us"),
+        ("(1) CPU per row: baseline's server", f"{base:.2f} us",
+         f"its client only streams a file; wall {base_us:.2f} us/row"),
+        ("(1) best ratio these CPU figures allow", f"{base_us / floor_us:.2f}",
+         f"{cores} cores: wall >= max(thread, server, sum / {cores}) = {floor_us:.2f} us/row"),
+    ]  # fmt: skip
 
 
 def print_table(rows: list[tuple[str, str, str]], final: bool = False) -> None:
