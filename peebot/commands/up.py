@@ -18,8 +18,9 @@ from typing import Any
 
 import click
 
-from peebot.partitions_start import stack_partitions_start
+from peebot.partitions_start import MINUTE_FMT, stack_partitions_start
 from peebot.restart_policy import RestartPolicy
+from peebot.settings import get_settings
 from peebot.supervisor import (
     Child,
     StackFailed,
@@ -31,9 +32,9 @@ from peebot.supervisor import (
     signals_raise_keyboard_interrupt,
 )
 from peebot_dagster.process_env import DAGSTER_PROCESS_ENV
+from peebot_dagster.settings import get_settings as dagster_settings
 from peebot_ingest import db as database
-
-LIVE_SERVER = "https://push.lightstreamer.com"
+from peebot_ingest.settings import get_settings as ingest_settings
 
 
 def _bin(name: str) -> str:
@@ -50,7 +51,7 @@ def _bin(name: str) -> str:
 def dagster_storage_url(app_url: str) -> str:
     """Dagster's instance storage: PEEBOT_DAGSTER_STORAGE_URL, or a second database
     (`peebot_dagster`) on the same server as the application database."""
-    explicit = os.environ.get("PEEBOT_DAGSTER_STORAGE_URL", "").strip()
+    explicit = get_settings().dagster_storage_url
     if explicit:
         return explicit
     url = database.ensure_database(
@@ -173,6 +174,29 @@ def up(**options: Any) -> None:
     sup.say("up", "stopped")
 
 
+def stack_defaults(home: Path, simulate: bool) -> dict[str, str]:
+    """What `up` sets for its children where the operator set nothing (in the environment
+    or in `.env`: a value there is theirs to keep): dry-run posts in the home, and a demo's
+    posts a minute apart (its scheduled uses come minutes apart; production waits 20 min)."""
+    chosen = dagster_settings().model_fields_set
+    defaults: dict[str, str] = {}
+    if "dry_run_file" not in chosen:
+        defaults["PEEBOT_DRY_RUN_FILE"] = str(home / "posts.jsonl")
+    if simulate and "post_min_gap_minutes" not in chosen:
+        defaults["PEEBOT_POST_MIN_GAP_MINUTES"] = str(DEMO_POST_GAP_MINUTES)
+    return defaults
+
+
+def posts_line(env: dict[str, str], home: Path) -> str:
+    """The startup banner's line about posts, as the children will see the settings."""
+    settings = dagster_settings()
+    backends = ", ".join(settings.post_backends)
+    where = env.get("PEEBOT_DRY_RUN_FILE") or str(settings.dry_run_file or home / "posts.jsonl")
+    gap = env.get("PEEBOT_POST_MIN_GAP_MINUTES") or f"{settings.post_min_gap_minutes:g}"
+    shown = f"dry run -> {where}" if backends == "dry_run" else backends
+    return f"posts        {shown}, at least {gap} min apart"
+
+
 def first_reading(url: str) -> datetime | None:
     """When the application database's first reading was taken (None while it has none)."""
     with database.connect(url) as conn:
@@ -189,7 +213,7 @@ def _shutdown(sup: Supervisor, state: dict[str, bool]) -> None:
 
 def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     home = database.peebot_home()
-    embedded = not os.environ.get("PEEBOT_DATABASE_URL", "").strip()
+    embedded = not ingest_settings().database_url
     was_running = (home / "pgdata" / "postmaster.pid").exists()
     if not opts.no_dagster and not port_is_free(opts.host, opts.port):
         raise StartupError(
@@ -224,7 +248,7 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     env = dict(os.environ)
     env["PEEBOT_DATABASE_URL"] = app_url
     env["PEEBOT_HOME"] = str(home)
-    env.setdefault("PEEBOT_DRY_RUN_FILE", str(home / "posts.jsonl"))
+    env.update(stack_defaults(home, opts.simulate))
     env["PYTHONUNBUFFERED"] = "1"
     peebot = [sys.executable, "-m", "peebot.cli"]
 
@@ -234,15 +258,16 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     # back, so the simulator runs fast for about three minutes and then follows the clock (it
     # caps itself at "now").
     sim_start = now - timedelta(minutes=max(opts.speed, 1.0) * 3 - 3)
-    if "PEEBOT_PARTITIONS_START" not in env:
+    configured_start = dagster_settings().partitions_start  # environment or .env
+    if configured_start is None:
         env["PEEBOT_PARTITIONS_START"] = stack_partitions_start(
             home, first_reading(app_url), sim_start if opts.simulate else now, now
         )
-    if opts.simulate:
-        # a demo's scheduled uses come minutes apart: post each (production waits 20 min)
-        env.setdefault("PEEBOT_POST_MIN_GAP_MINUTES", str(DEMO_POST_GAP_MINUTES))
+    partitions_from = env.get("PEEBOT_PARTITIONS_START") or (
+        configured_start.strftime(MINUTE_FMT) if configured_start else "?"
+    )
 
-    feed_url = os.environ.get("PEEBOT_FEED_URL", LIVE_SERVER)
+    feed_url = ingest_settings().feed_url
     if opts.simulate:
         sim_port = opts.sim_port or free_port()
         argv = [
@@ -359,13 +384,8 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
         f"feed         {feed_url}"
         + (f" (simulated, speed x{opts.speed:g})" if opts.simulate else ""),
         f"database     {database.describe_url(app_url)}",
-        f"partitions   one a minute from {env['PEEBOT_PARTITIONS_START']} UTC",
-        (
-            f"posts        dry run -> {env['PEEBOT_DRY_RUN_FILE']}"
-            if os.environ.get("PEEBOT_POST_BACKENDS", "dry_run") == "dry_run"
-            else f"posts        {os.environ['PEEBOT_POST_BACKENDS']}"
-        )
-        + f", at least {env.get('PEEBOT_POST_MIN_GAP_MINUTES', '20')} min apart",
+        f"partitions   one a minute from {partitions_from} UTC",
+        posts_line(env, home),
         "Ctrl-C stops everything.",
     ]
     for line in lines:
