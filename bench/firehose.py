@@ -60,6 +60,9 @@ class FirehoseFeed:
             seq += 1
             await asyncio.sleep(0)  # let the sessions write
         print(f"firehose: all {self.count} updates sent", flush=True)
+        # a feed runs until the server stops it (else the server ends with FeedStopped);
+        # the bench stops this process once it has counted what arrived
+        await asyncio.Event().wait()
 
     def _subscribed(self) -> bool:
         server = self.server

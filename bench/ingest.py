@@ -16,7 +16,10 @@
     file, so the baseline carries no Python work at all. The two alternate chunk by chunk
     (200,000 rows) so both see the same load on this shared machine. Prints rows/s of each
     and the ratio, the rate of a re-sent 100,000 (all duplicates), and validation alone on
-    those 100,000: column-wise (`Validator.updates`) against one by one (`update`). Not timed: making
+    those 100,000: column-wise (`Validator.updates`) against one by one (`update`). And where
+    the time goes: the CPU per row of the writer's thread, of its server process and of the
+    baseline's (from /proc, when the server runs on this machine), and the best ratio those
+    allow on this machine's cores. Not timed: making
     the input, which is frozen out of the garbage collector's way (the daemon never holds
     200,000 updates).
     With `--timescaledb URL` (a TimescaleDB server we may create databases on, e.g.
