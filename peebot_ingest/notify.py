@@ -27,7 +27,6 @@ READINGS_CHANNEL = "peebot_readings"
 NOTIFY_ITEMS = frozenset({URINE_TANK, UPA_STATE})
 MAX_PER_ITEM = 20  # newest readings listed per item and commit
 MAX_FEED = 20  # newest feed transitions listed per commit
-_ITEM_ID = attrgetter("item_id")
 MAX_PAYLOAD = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
 
 
@@ -53,6 +52,9 @@ class _Transition(Protocol):
 
 def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat()
+
+
+_ITEM_ID = attrgetter("item_id")
 
 
 def readings_payload(

@@ -260,12 +260,12 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
     sim_start = now - timedelta(minutes=max(opts.speed, 1.0) * 3 - 3)
     configured_start = dagster_settings().partitions_start  # environment or .env
     if configured_start is None:
-        env["PEEBOT_PARTITIONS_START"] = stack_partitions_start(
+        partitions_from = stack_partitions_start(
             home, first_reading(app_url), sim_start if opts.simulate else now, now
         )
-    partitions_from = env.get("PEEBOT_PARTITIONS_START") or (
-        configured_start.strftime(MINUTE_FMT) if configured_start else "?"
-    )
+        env["PEEBOT_PARTITIONS_START"] = partitions_from
+    else:
+        partitions_from = configured_start.strftime(MINUTE_FMT)
 
     feed_url = ingest_settings().feed_url
     if opts.simulate:
