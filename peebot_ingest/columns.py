@@ -71,12 +71,13 @@ def event_ids(
     n = len(items)
     if not n:
         return []
-    digests = b"".join(
-        [
-            sha1(namespace + f"{item}|{us}|{value!r}".encode()).digest()
-            for item, us, value in zip(items, micros, values, strict=True)
-        ]
-    )
+    copy = sha1(namespace).copy  # a copy of the namespace's state is cheaper than a new hash
+    hashes = []
+    for item, us, value in zip(items, micros, values, strict=True):
+        h = copy()
+        h.update(f"{item}|{us}|{value!r}".encode())
+        hashes.append(h.digest())
+    digests = b"".join(hashes)
     ids = np.frombuffer(digests, np.uint8).reshape(n, 20)[:, :16].copy()
     ids[:, 6] = (ids[:, 6] & 0x0F) | 0x50
     ids[:, 8] = (ids[:, 8] & 0x3F) | 0x80

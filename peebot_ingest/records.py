@@ -20,6 +20,7 @@ from uuid import UUID
 
 EVENT_NAMESPACE = UUID("6f0c3a52-3c1e-5b7e-9a55-1ee7b07fee00")
 EVENT_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+_NAMESPACE_HASH = sha1(EVENT_NAMESPACE_BYTES)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -87,9 +88,9 @@ def event_id(item_id: str, ts: datetime, value: float) -> bytes:
 def event_id_at(item_id: str, micros: int, value: float) -> bytes:
     """`event_id` of a time in microseconds since the epoch. Same bytes as `uuid.uuid5(...)`,
     computed without building UUID objects (hot path)."""
-    digest = bytearray(
-        sha1(EVENT_NAMESPACE_BYTES + f"{item_id}|{micros}|{value!r}".encode()).digest()[:16]
-    )
+    h = _NAMESPACE_HASH.copy()  # cheaper than a new hash of the namespace and the name
+    h.update(f"{item_id}|{micros}|{value!r}".encode())
+    digest = bytearray(h.digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     return bytes(digest)
