@@ -207,7 +207,7 @@ def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
     elapsed = 0.0
     baseline_s = 0.0
     # CPU per row: the writer's thread, the server process behind each side's connection
-    cpu = {"writer": 0.0, "writer_server": 0.0, "baseline_server": 0.0}
+    cpu = {"writer": 0.0, "validation": 0.0, "writer_server": 0.0, "baseline_server": 0.0}
     done = 0
     shift = timedelta(days=1000)
     bound = t0 + shift  # TimescaleDB: the baseline's rows lie at and after this
@@ -234,7 +234,10 @@ def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
             server_cpu = backend_cpu_s(server)
             t, thread_cpu = time.perf_counter(), time.thread_time()
             for k in range(0, n, BATCH):  # as the daemon drains its queue
-                writer.extend(validator.updates(updates[k : k + BATCH]))
+                validating = time.thread_time()
+                validated = validator.updates(updates[k : k + BATCH])
+                cpu["validation"] += time.thread_time() - validating
+                writer.extend(validated)
                 writer.maybe_flush(more_waiting=True)  # a backlog: the whole chunk waits
             # committed before the clock stops: no writing in untimed gaps
             assert writer.flush(), writer.last_error
@@ -694,9 +697,14 @@ def cpu_rows(w: dict[str, Any]) -> list[tuple[str, str, str]]:
     # least both sides' CPU spread over the cores
     floor_us = max(ours, server, (ours + server) / cores)
     base_us = w["baseline_s"] / w["rows"] * 1e6
+    validation = w["validation_cpu_us"]
+    waiting = w["ours_s"] / w["rows"] * 1e6 - ours
     return [
         ("(1) CPU per row: writer's thread", f"{ours:.2f} us",
-         f"validate {w['validate_many_us']:.2f} (alone, below); its server process {server:.2f} us"),
+         f"validation {validation:.2f}, the rest (COPY, commits) {ours - validation:.2f}; "
+         f"its server process {server:.2f} us"),
+        ("(1) wall per row the thread was not running", f"{waiting:.2f} us",
+         "waiting for the server (commits, a full socket)"),
         ("(1) CPU per row: baseline's server", f"{base:.2f} us",
          f"its client only streams a file; wall {base_us:.2f} us/row"),
         ("(1) best ratio these CPU figures allow", f"{base_us / floor_us:.2f}",

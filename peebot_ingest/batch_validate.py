@@ -21,11 +21,11 @@ import numpy as np
 from peebot_ingest import columns
 from peebot_ingest.fields import CLASS_TEXT, ITEM_ID, json_text
 from peebot_ingest.records import (
-    EPOCH,
     EVENT_NAMESPACE_BYTES,
-    ONE_MICROSECOND,
     Rejection,
     ValidatedReading,
+    micros_since_epoch,
+    utc_from_micros,
 )
 from peebot_ingest.storable import MAX_TEXT
 from peebot_ingest.years import MAX_YEAR, MIN_YEAR, YearTracker, year_start_us
@@ -130,7 +130,7 @@ def _segment(
         stop = columns.first_true(ahead)
         micros = micros[:stop]
     # the row that reaches `reference_until` is the last one this reference decides
-    until = (years.reference_until - EPOCH) // ONE_MICROSECOND
+    until = micros_since_epoch(years.reference_until)
     stop = min(stop, columns.first_true(micros >= until) + 1)
     if not stop:  # the clock check stopped at the first row
         return -1
@@ -155,7 +155,7 @@ def _segment(
     # ValidatedReading(*f) without the call
     out.extend(map(_new_tuple, repeat(ValidatedReading), fields))
     newest = int(np.argmax(micros))  # observing the newest row is observing them all
-    years.observe(items[newest], EPOCH + times[newest] * ONE_MICROSECOND, values[newest])
+    years.observe(items[newest], utc_from_micros(times[newest]), values[newest])
     validator.column_wise += stop
     return stop
 

@@ -21,17 +21,16 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from peebot_ingest.records import (
-    EPOCH,
-    ONE_MICROSECOND,
     Entry,
     FeedTransition,
     Rejection,
     ValidatedReading,
+    micros_since_epoch,
+    utc_from_micros,
 )
 from peebot_ingest.storable import clean_text
 
@@ -68,7 +67,7 @@ def encode_entry(entry: Entry) -> str:
             "kind": entry.kind,
             "state": entry.state,
             "a": entry.changed_at,
-            "t": None if entry.feed_ts is None else (entry.feed_ts - EPOCH) // ONE_MICROSECOND,
+            "t": None if entry.feed_ts is None else micros_since_epoch(entry.feed_ts),
             "detail": entry.detail,
         }
     else:
@@ -95,7 +94,7 @@ def decode_entry(line: str) -> Entry:
     if kind == "x":
         return Rejection(obj["s"], obj["i"], obj["why"], obj["p"], float(obj["a"]))
     if kind == "f":
-        ts = None if obj["t"] is None else EPOCH + timedelta(microseconds=obj["t"])
+        ts = None if obj["t"] is None else utc_from_micros(obj["t"])
         return FeedTransition(obj["kind"], obj["state"], float(obj["a"]), ts, obj["detail"])
     raise ValueError(f"unknown journal entry kind {kind!r}")
 

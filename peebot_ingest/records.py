@@ -44,7 +44,7 @@ class ValidatedReading(NamedTuple):
     @property
     def ts(self) -> datetime:
         """The decoded ISS TimeStamp (UTC)."""
-        return EPOCH + timedelta(microseconds=self.ts_us)
+        return utc_from_micros(self.ts_us)
 
     @property
     def event_uuid(self) -> UUID:
@@ -78,6 +78,11 @@ Entry = ValidatedReading | Rejection | FeedTransition
 def micros_since_epoch(ts: datetime) -> int:
     """`ts` (aware) as microseconds since 1970-01-01 UTC, exactly."""
     return (ts - EPOCH) // ONE_MICROSECOND
+
+
+def utc_from_micros(micros: int) -> datetime:
+    """The aware UTC datetime of microseconds since 1970-01-01 UTC, exactly."""
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def event_id(item_id: str, ts: datetime, value: float) -> bytes:

@@ -43,7 +43,7 @@ from peebot_ingest.copy_rows import (
 )
 from peebot_ingest.db import DatabaseError, connect, one_line
 from peebot_ingest.notify import READINGS_CHANNEL, readings_payload
-from peebot_ingest.records import EPOCH, ONE_MICROSECOND, Rejection, ValidatedReading
+from peebot_ingest.records import Rejection, ValidatedReading, utc_from_micros
 from peebot_ingest.storable import clean_text, raw_payload
 from peebot_iss.utc import utc_from_epoch
 
@@ -302,7 +302,7 @@ class DatabaseSink:
             result.transitions = len(batch.transitions)
         result.new_channels = len(new_items)
         newest_us = max(map(_TS_US, batch.readings), default=None)
-        newest = None if newest_us is None else EPOCH + newest_us * ONE_MICROSECOND
+        newest = None if newest_us is None else utc_from_micros(newest_us)
         newest_after: datetime | None
         if newest is not None and (self.newest_ts is None or newest > self.newest_ts):
             newest_after = newest

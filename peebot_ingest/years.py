@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from peebot_ingest.records import EPOCH, ONE_MICROSECOND
+from peebot_ingest.records import micros_since_epoch
 from peebot_iss.catalog import YEAR_ITEM
 from peebot_iss.timestamps import ROLLOVER_HOURS, days_in_year, encode_timestamp, infer_year
 from peebot_iss.utc import utc_from_epoch
@@ -27,7 +27,7 @@ def year_start(year: int) -> datetime:
 @lru_cache(maxsize=64)
 def year_start_us(year: int) -> int:
     """Microseconds since the epoch at the start of `year`."""
-    return (year_start(year) - EPOCH) // ONE_MICROSECOND
+    return micros_since_epoch(year_start(year))
 
 
 _YEARS: dict[int, tuple[datetime, float]] = {}  # year -> (its start, first TimeStamp past it)
