@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from peebot_ingest import columns
+from peebot_ingest import columns, speedups
 from peebot_ingest.fields import CLASS_TEXT, ITEM_ID, json_text
 from peebot_ingest.records import (
     EVENT_NAMESPACE_BYTES,
@@ -140,6 +140,23 @@ def _segment(
     values = cols.value_list[rows]
     times = micros.tolist()
     ids = columns.event_ids(EVENT_NAMESPACE_BYTES, items, times, values)
+    native = speedups.native
+    if native is not None:  # the same tuples, built in C and kept out of the collector's way
+        out.extend(
+            native.readings(
+                ValidatedReading,
+                items,
+                times,
+                values,
+                cols.classes[rows],
+                cols.calibrated[rows],
+                ids,
+                cols.received_list[rows],
+                cols.metadata[rows],
+                validator.source,
+            )
+        )
+        return _observed(validator, stop, micros, items, times, values)
     fields = zip(
         items,
         times,
@@ -154,8 +171,21 @@ def _segment(
     )
     # ValidatedReading(*f) without the call
     out.extend(map(_new_tuple, repeat(ValidatedReading), fields))
-    newest = int(np.argmax(micros))  # observing the newest row is observing them all
-    years.observe(items[newest], utc_from_micros(times[newest]), values[newest])
+    return _observed(validator, stop, micros, items, times, values)
+
+
+def _observed(
+    validator: OneByOne,
+    stop: int,
+    micros: columns.IntArray,
+    items: list[Any],
+    times: list[int],
+    values: list[float],
+) -> int:
+    """The year state sees the segment's rows (observing the newest is observing them all);
+    returns how many there were."""
+    newest = int(np.argmax(micros))
+    validator.years.observe(items[newest], utc_from_micros(times[newest]), values[newest])
     validator.column_wise += stop
     return stop
 
@@ -232,10 +262,57 @@ class UpdateColumns:
     row by row only when that fails."""
 
     def __init__(self, batch: Sequence[FeedUpdate], good_items: set[str]) -> None:
+        native = speedups.native
+        if native is not None and type(batch) is list:
+            # the compiled loop takes a batch whose every update is clean, and only such
+            cols = native.update_columns(
+                batch, good_items, CLASS_TEXT, MAX_TEXT, _META_TAILS, _meta_tail
+            )
+            if cols is not None:
+                self._from_clean(*cols)
+                return
+        self._from_any(batch, good_items)
+
+    items: list[Any]
+    hours: columns.FloatArray
+    values: columns.FloatArray
+    value_list: list[float]
+    classes: list[int | None]
+    calibrated: list[str | None]
+    received_list: list[Any]
+    received: columns.FloatArray
+    clean: columns.BoolArray
+    metadata: list[str | None]
+    year_rows: list[int]
+
+    def _from_clean(
+        self,
+        items: list[Any],
+        hours: list[Any],
+        values: list[Any],
+        classes: list[Any],
+        calibrated: list[Any],
+        received: list[Any],
+        metadata: list[Any],
+    ) -> None:
+        """The columns of a batch found clean, update by update, by the compiled loop."""
+        self.items = items
+        self.hours = np.array(hours, np.float64)
+        self.values = np.array(values, np.float64)
+        self.value_list = values
+        self.classes = classes
+        self.calibrated = calibrated
+        self.received_list = received
+        self.received = np.array(received, np.float64)
+        self.clean = np.ones(len(items), np.bool_)
+        self.metadata = metadata
+        self.year_rows = [k for k, item in enumerate(items) if item == YEAR_ITEM]
+
+    def _from_any(self, batch: Sequence[FeedUpdate], good_items: set[str]) -> None:
         n = len(batch)
-        self.items: list[Any] = [u[0] for u in batch]
+        self.items = [u[0] for u in batch]
         fields: list[Any] = [u[1] for u in batch]
-        self.received_list: list[Any] = [u[2] for u in batch]
+        self.received_list = [u[2] for u in batch]
         snapshots = [u[3] for u in batch]
         for item in set(self.items) - good_items:
             if type(item) is str and ITEM_ID.fullmatch(item) and len(good_items) < 10_000:
@@ -258,17 +335,13 @@ class UpdateColumns:
         clean &= ok
         self.values, ok = columns.number_column([get(f, "Value") for f in fields])
         clean &= ok
-        self.value_list: list[float] = self.values.tolist()
+        self.value_list = self.values.tolist()
         raw_classes = [get(f, "Status.Class") for f in fields]
         clean &= _mask(raw_classes, _all_class_ok, _class_ok)
-        self.classes: list[int | None] = [
-            CLASS_TEXT.get(c) if type(c) is str else None for c in raw_classes
-        ]
+        self.classes = [CLASS_TEXT.get(c) if type(c) is str else None for c in raw_classes]
         raw_calibrated = [get(f, "CalibratedData") for f in fields]
         clean &= _mask(raw_calibrated, _all_plain_text, _plain_text)
-        self.calibrated: list[str | None] = [
-            c or None if type(c) is str else None for c in raw_calibrated
-        ]
+        self.calibrated = [c or None if type(c) is str else None for c in raw_calibrated]
         indicators = [get(f, "Status.Indicator") for f in fields]
         colors = [get(f, "Status.Color") for f in fields]
         clean &= _mask(indicators, _all_text_or_none, _text_or_none)
@@ -286,7 +359,7 @@ class UpdateColumns:
         clean &= np.isfinite(self.received)
         self.clean = clean
         tails = _META_TAILS
-        self.metadata: list[str | None] = [
+        self.metadata = [
             '{"raw_ts": "' + t.strip() + (tails.get((i, c, s)) or _meta_tail(i, c, s))
             if ok
             else None

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from peebot_ingest import speedups
+
 US_PER_HOUR = 3_600_000_000
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -71,6 +73,12 @@ def event_ids(
     n = len(items)
     if not n:
         return []
+    native = speedups.native
+    if native is not None and type(items) is type(micros) is type(values) is list:
+        try:
+            return native.event_ids(namespace, items, micros, values)
+        except TypeError:  # a value that is not a float: the Python loop
+            pass
     copy = sha1(namespace).copy  # a copy of the namespace's state is cheaper than a new hash
     hashes = []
     for item, us, value in zip(items, micros, values, strict=True):

@@ -8,11 +8,14 @@ inserted). See docs/ARCHITECTURE.md, "Ingest".
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
+from peebot_ingest import speedups
 from peebot_ingest.records import ValidatedReading
 
 DIRECT_TABLE = "telemetry_reading"
@@ -40,9 +43,53 @@ PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in microseconds since 1970
 _DIRECT_TYPES = [*_STAGE_TYPES[:-1], "bytea"]
 
 
-def open_copy(cur: psycopg.Cursor[Any], table: str) -> Any:
-    """`cur.copy(...)` of the reading columns into `DIRECT_TABLE` or `STAGE_TABLE`."""
-    return cur.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)")
+# The binary COPY format's header (signature, flags, no extension) and end-of-data marker,
+# sent around rows the compiled loop encodes (psycopg adds them around `write_row`'s rows).
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+TRAILER = b"\xff\xff"
+
+
+class ReadingCopy:
+    """An open binary COPY of reading rows into `DIRECT_TABLE` or `STAGE_TABLE` (`open_copy`).
+
+    Rows are encoded by the compiled loop (`speedups`) when it is built, else by psycopg's
+    `write_row` one at a time: the same bytes. A run of readings the compiled loop does not
+    take (a field of an unexpected type, e.g. an int receipt time) goes by `write_row`,
+    which adapts it or says what is wrong."""
+
+    def __init__(self, copy: psycopg.Copy, direct: bool) -> None:
+        self.copy = copy
+        self.direct = direct
+        self._started = False  # the header is sent (by us or by psycopg)
+        self._row_mode = False  # psycopg sent rows: it sends the end marker itself
+
+    def write(self, readings: list[ValidatedReading], channels: dict[str, int]) -> None:
+        native = speedups.native
+        if native is not None and readings:
+            try:
+                data = native.copy_rows(readings, channels, self.direct)
+            except (TypeError, OverflowError):
+                pass
+            else:
+                self.copy.write(data if self._started else SIGNATURE + data)
+                self._started = True
+                return
+        write_rows(self.copy, readings, channels, direct=self.direct)
+        self._row_mode = self._started = True
+
+    def finish(self) -> None:
+        """Before the COPY ends: the end marker, unless psycopg sends it."""
+        if self._started and not self._row_mode:
+            self.copy.write(TRAILER)
+
+
+@contextmanager
+def open_copy(cur: psycopg.Cursor[Any], table: str) -> Iterator[ReadingCopy]:
+    """A binary COPY of the reading columns into `DIRECT_TABLE` or `STAGE_TABLE`."""
+    with cur.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        rows = ReadingCopy(copy, direct=table == DIRECT_TABLE)
+        yield rows
+        rows.finish()
 
 
 def copy_readings(
@@ -53,7 +100,7 @@ def copy_readings(
 ) -> None:
     """One whole COPY of `readings` into `table`."""
     with open_copy(cur, table) as copy:
-        write_rows(copy, readings, channels, direct=table == DIRECT_TABLE)
+        copy.write(readings, channels)
 
 
 def write_rows(
@@ -63,7 +110,7 @@ def write_rows(
     *,
     direct: bool,
 ) -> None:
-    """Readings as COPY rows (the hot loop of every write)."""
+    """Readings as COPY rows by psycopg, one `write_row` each (the Python loop)."""
     copy.set_types(_DIRECT_TYPES if direct else _STAGE_TYPES)
     write_row = copy.write_row
     fromts = datetime.fromtimestamp  # peebot_iss.utc.utc_from_epoch, without a call per row

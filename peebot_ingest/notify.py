@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import compress
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from peebot_iss.catalog import UPA_STATE, URINE_TANK
 
@@ -39,6 +39,9 @@ class _Reading(Protocol):
     def value(self) -> float: ...
 
 
+_ReadingT = TypeVar("_ReadingT", bound=_Reading)
+
+
 class _Transition(Protocol):
     @property
     def kind(self) -> str: ...
@@ -57,6 +60,12 @@ def _iso(when: datetime | None) -> str | None:
 _ITEM_ID = attrgetter("item_id")
 
 
+def shown(readings: Sequence[_ReadingT]) -> list[_ReadingT]:
+    """The readings of `NOTIFY_ITEMS`, in order: all a payload lists of a batch. A commit
+    holds up to 20,000 readings and few of them are shown: picked in C."""
+    return list(compress(readings, map(NOTIFY_ITEMS.__contains__, map(_ITEM_ID, readings))))
+
+
 def readings_payload(
     readings: Sequence[_Reading],
     transitions: Sequence[_Transition],
@@ -65,10 +74,10 @@ def readings_payload(
     source: str,
 ) -> str | None:
     """The JSON to NOTIFY for one committed batch, or None when it has nothing a listener
-    would show (no new reading, no shown item, no feed transition). Pure."""
+    would show (no new reading, no shown item, no feed transition). `readings`: the batch's,
+    or only those `shown` picks from them (the same payload). Pure."""
     items: dict[str, list[tuple[datetime, float]]] = {}
-    # a commit holds up to 20,000 readings and few of them are shown: picked in C
-    for r in compress(readings, map(NOTIFY_ITEMS.__contains__, map(_ITEM_ID, readings))):
+    for r in shown(readings):
         items.setdefault(r.item_id, []).append((r.ts, r.value))
     if not (written or items or transitions):
         return None

@@ -42,7 +42,7 @@ from peebot_ingest.copy_rows import (
     copy_readings,
 )
 from peebot_ingest.db import DatabaseError, connect, one_line
-from peebot_ingest.notify import READINGS_CHANNEL, readings_payload
+from peebot_ingest.notify import READINGS_CHANNEL, readings_payload, shown
 from peebot_ingest.records import Rejection, ValidatedReading, utc_from_micros
 from peebot_ingest.storable import clean_text, raw_payload
 from peebot_iss.utc import utc_from_epoch
@@ -66,6 +66,18 @@ class PendingCommit(NamedTuple):
     new_items: dict[str, int]  # channels the batch added: item id -> channel id
     newest_ts: datetime | None  # the watermark after it
     totals: dict[str, int]  # running totals after it
+
+
+class BatchSummary(NamedTuple):
+    """What `finish_batch` needs of a batch's readings, made while the server still stores
+    them (`StreamedBatch.commit`) rather than after."""
+
+    newest_us: int | None  # the newest reading's time, µs since 1970
+    shown: list[ValidatedReading]  # the readings a NOTIFY lists (`notify.shown`)
+
+
+def summarize(readings: list[ValidatedReading]) -> BatchSummary:
+    return BatchSummary(max(map(_TS_US, readings), default=None), shown(readings))
 
 
 class DatabaseSink:
@@ -278,9 +290,12 @@ class DatabaseSink:
         batch: Batch,
         result: BatchResult,
         new_items: dict[str, int],
+        summary: BatchSummary | None = None,
     ) -> PendingCommit:
         """After the batch's readings: its rejections, feed transitions and the watermark.
-        Returns what to keep once the transaction commits (`committed`)."""
+        `summary`: `summarize(batch.readings)` if already made. Returns what to keep once
+        the transaction commits (`committed`)."""
+        newest_us, shown_readings = summary or summarize(batch.readings)
         if batch.rejections:
             self._insert_rejections(cur, batch.rejections)
             result.rejected = len(batch.rejections)
@@ -301,7 +316,6 @@ class DatabaseSink:
             )
             result.transitions = len(batch.transitions)
         result.new_channels = len(new_items)
-        newest_us = max(map(_TS_US, batch.readings), default=None)
         newest = None if newest_us is None else utc_from_micros(newest_us)
         newest_after: datetime | None
         if newest is not None and (self.newest_ts is None or newest > self.newest_ts):
@@ -331,7 +345,7 @@ class DatabaseSink:
         )
         # delivered by PostgreSQL at COMMIT, never for a batch rolled back
         payload = readings_payload(
-            batch.readings, batch.transitions, newest_after, result.written, self.source
+            shown_readings, batch.transitions, newest_after, result.written, self.source
         )
         if payload is not None:
             cur.execute("SELECT pg_notify(%s, %s)", (READINGS_CHANNEL, payload))

@@ -18,10 +18,22 @@ from typing import Any
 import psycopg
 
 from peebot_ingest.batch import Batch, BatchResult
-from peebot_ingest.copy_rows import DIRECT_TABLE, STAGE_TABLE, copy_readings, open_copy, write_rows
+from peebot_ingest.copy_rows import (
+    DIRECT_TABLE,
+    STAGE_TABLE,
+    ReadingCopy,
+    copy_readings,
+    open_copy,
+)
 from peebot_ingest.db import one_line
 from peebot_ingest.records import Entry, FeedTransition, Rejection, ValidatedReading
-from peebot_ingest.sink import DatabaseSink, DatabaseUnavailable, PendingCommit
+from peebot_ingest.sink import (
+    BatchSummary,
+    DatabaseSink,
+    DatabaseUnavailable,
+    PendingCommit,
+    summarize,
+)
 
 _ITEM = itemgetter(0)  # ValidatedReading.item_id
 _ONLY_READINGS = {ValidatedReading}
@@ -60,9 +72,10 @@ class StreamedBatch:
             sink.close()
             raise DatabaseUnavailable(one_line(exc)) from exc
         self._open: ExitStack | None = None  # the open COPY (and its savepoint)
-        self._copy: psycopg.Copy | None = None
+        self._copy: ReadingCopy | None = None
         self._refused: psycopg.Error | None = None
         self._pending: PendingCommit | None = None  # see _finish
+        self._summary: BatchSummary | None = None  # see commit
 
     def add(self, readings: list[ValidatedReading]) -> None:
         start = len(self.batch.readings)
@@ -92,6 +105,8 @@ class StreamedBatch:
 
     def commit(self) -> BatchResult:
         result = BatchResult()
+        # made before the COPY ends, while the server still works through what was sent
+        self._summary = summarize(self.batch.readings)
         if self._refused is None:
             self._guard(self._end_segment, len(self.batch.readings))
         if self._refused is None:
@@ -139,7 +154,7 @@ class StreamedBatch:
             table = DIRECT_TABLE if self.direct else STAGE_TABLE
             self._copy = self._open.enter_context(open_copy(self.cur, table))
             self._segment = start
-        write_rows(self._copy, readings, self.sink.channel_ids(self.new_items), direct=self.direct)
+        self._copy.write(readings, self.sink.channel_ids(self.new_items))
 
     def _end_segment(self, end: int) -> None:
         """End the open COPY; its readings (up to `end`) are then stored in the batch."""
@@ -174,4 +189,6 @@ class StreamedBatch:
         inserted = self.sink.insert_staged(self.cur, self.staged)
         result.written = self.written + inserted
         result.duplicates = len(self.batch.readings) - result.written
-        self._pending = self.sink.finish_batch(self.cur, self.batch, result, self.new_items)
+        self._pending = self.sink.finish_batch(
+            self.cur, self.batch, result, self.new_items, self._summary
+        )
