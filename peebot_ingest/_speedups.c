@@ -107,26 +107,54 @@ field(PyObject *fields, PyObject *key)
     return v != NULL || PyErr_Occurred() ? v : Py_None;
 }
 
+/* Whitespace as float() strips it from ASCII text: \t \n \v \f \r and space (Py_ISSPACE).
+ * str.strip() also strips \x1c-\x1f, but text with those is never a number. */
+static int
+ascii_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* The bounds of ASCII `text` without its leading and trailing whitespace. */
+static void
+strip_bounds(PyObject *text, Py_ssize_t *start, Py_ssize_t *end)
+{
+    const unsigned char *c = PyUnicode_DATA(text);
+    Py_ssize_t a = 0, b = PyUnicode_GET_LENGTH(text);
+    while (a < b && ascii_space(c[a]))
+        a++;
+    while (b > a && ascii_space(c[b - 1]))
+        b--;
+    *start = a;
+    *end = b;
+}
+
 /* The float of plain numeric feed text (`columns.number_column`'s rule): ASCII, no "_", at
- * most 64 characters, finite. NULL without an error when the text is not one. */
+ * most 64 characters, finite; parsed as float() parses it (stripped, then
+ * PyOS_string_to_double over all of the rest). NULL without an error when not one. */
 static PyObject *
 plain_number(PyObject *text)
 {
     if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text) ||
         PyUnicode_GET_LENGTH(text) > 64)
         return NULL;
-    if (memchr(PyUnicode_DATA(text), '_', PyUnicode_GET_LENGTH(text)) != NULL)
+    const char *data = PyUnicode_DATA(text);
+    if (memchr(data, '_', PyUnicode_GET_LENGTH(text)) != NULL)
         return NULL;
-    PyObject *number = PyFloat_FromString(text);
-    if (number == NULL) {
+    Py_ssize_t a, b;
+    strip_bounds(text, &a, &b);
+    char buf[72];
+    memcpy(buf, data + a, b - a);
+    buf[b - a] = '\0';
+    char *end;
+    double v = PyOS_string_to_double(buf, &end, NULL);
+    if (v == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
         return NULL;
     }
-    if (!isfinite(PyFloat_AS_DOUBLE(number))) {
-        Py_DECREF(number);
+    if (end != buf + (b - a) || !isfinite(v))
         return NULL;
-    }
-    return number;
+    return PyFloat_FromDouble(v);
 }
 
 /* Plain CalibratedData (`batch_validate._plain_text`): ASCII, at most max_text, no NUL. */
@@ -138,17 +166,6 @@ plain_text(PyObject *text, Py_ssize_t max_text)
            memchr(PyUnicode_DATA(text), '\0', PyUnicode_GET_LENGTH(text)) == NULL;
 }
 
-/* text.strip() for ASCII text, without the call when there is nothing to strip. */
-static PyObject *
-stripped(PyObject *text)
-{
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    const unsigned char *c = PyUnicode_DATA(text);
-    if (n && c[0] > ' ' && c[n - 1] > ' ')
-        return Py_NewRef(text);
-    return PyObject_CallMethod(text, "strip", NULL);
-}
-
 /* Appends `v` (a new reference, NULL for an error) to `list`. */
 static int
 append_new(PyObject *list, PyObject *v)
@@ -158,6 +175,77 @@ append_new(PyObject *list, PyObject *v)
     int rc = PyList_Append(list, v);
     Py_DECREF(v);
     return rc;
+}
+
+/* The metadata tail of (indicator, color, snapshot), a borrowed reference kept in
+ * `last_tail` while the next rows have the same three (as a feed's rows mostly do). */
+static PyObject *last_key[3], *last_tail;
+
+static int
+same_key(PyObject *a, PyObject *b)
+{
+    if (a == b)
+        return 1;
+    if (a == NULL || !PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b))
+        return 0;
+    return PyUnicode_Compare(a, b) == 0;
+}
+
+static PyObject *
+meta_tail_of(PyObject *indicator, PyObject *color, PyObject *snapshot, PyObject *tails,
+             PyObject *meta_tail)
+{
+    if (last_tail != NULL && same_key(last_key[0], indicator) && same_key(last_key[1], color) &&
+        last_key[2] == snapshot)
+        return last_tail;
+    PyObject *key = PyTuple_Pack(3, indicator, color, snapshot);
+    if (key == NULL)
+        return NULL;
+    PyObject *tail = PyDict_GetItemWithError(tails, key);
+    if (tail != NULL)
+        Py_INCREF(tail);
+    else if (!PyErr_Occurred())
+        tail = PyObject_CallFunctionObjArgs(meta_tail, indicator, color, snapshot, NULL);
+    Py_DECREF(key);
+    if (tail == NULL)
+        return NULL;
+    if (!PyUnicode_Check(tail)) {
+        Py_DECREF(tail);
+        PyErr_SetString(PyExc_TypeError, "update columns: a metadata tail is not a str");
+        return NULL;
+    }
+    PyObject *old[4] = {last_key[0], last_key[1], last_key[2], last_tail};
+    last_key[0] = Py_NewRef(indicator);
+    last_key[1] = Py_NewRef(color);
+    last_key[2] = Py_NewRef(snapshot);
+    last_tail = tail;
+    for (int k = 0; k < 4; k++)
+        Py_XDECREF(old[k]);
+    return last_tail;
+}
+
+/* '{"raw_ts": "' + raw_ts.strip() + tail (raw_ts is ASCII: it parsed as a number). */
+static PyObject *
+metadata_text(PyObject *raw_ts, PyObject *tail)
+{
+    static const char head[] = "{\"raw_ts\": \"";
+    Py_ssize_t a, b, h = sizeof head - 1;
+    strip_bounds(raw_ts, &a, &b);
+    if (!PyUnicode_IS_ASCII(tail)) {
+        PyObject *ts = PyUnicode_Substring(raw_ts, a, b);
+        PyObject *meta = ts == NULL ? NULL : PyUnicode_FromFormat("%s%U%U", head, ts, tail);
+        Py_XDECREF(ts);
+        return meta;
+    }
+    Py_ssize_t t = PyUnicode_GET_LENGTH(tail);
+    PyObject *meta = PyUnicode_New(h + (b - a) + t, 127);
+    if (meta == NULL)
+        return NULL;
+    char *out = PyUnicode_DATA(meta);
+    memcpy(out, head, h);
+    memcpy(out + h, (const char *)PyUnicode_DATA(raw_ts) + a, b - a);
+    memcpy(out + h + (b - a), PyUnicode_DATA(tail), t);
+    return meta;
 }
 
 /* One update of the batch into the columns; 1: taken, 0: not clean (the caller falls back
@@ -216,26 +304,8 @@ clean_row(PyObject *update, PyObject *good_items, PyObject *class_text, Py_ssize
     if (append_new(cols[1], hours) < 0 || append_new(cols[2], value) < 0)
         return -1;
     /* metadata: '{"raw_ts": "' + raw_ts.strip() + the tail of (indicator, color, snapshot) */
-    PyObject *key = PyTuple_Pack(3, indicator, color, snapshot);
-    if (key == NULL)
-        return -1;
-    PyObject *tail = PyDict_GetItemWithError(tails, key);
-    if (tail != NULL)
-        Py_INCREF(tail);
-    else if (!PyErr_Occurred())
-        tail = PyObject_CallFunctionObjArgs(meta_tail, indicator, color, snapshot, NULL);
-    Py_DECREF(key);
-    if (tail == NULL)
-        return -1;
-    PyObject *ts_text = stripped(raw_ts);
-    if (ts_text == NULL) {
-        Py_DECREF(tail);
-        return -1;
-    }
-    PyObject *meta = PyUnicode_FromFormat("{\"raw_ts\": \"%U%U", ts_text, tail);
-    Py_DECREF(ts_text);
-    Py_DECREF(tail);
-    if (append_new(cols[6], meta) < 0)
+    PyObject *tail = meta_tail_of(indicator, color, snapshot, tails, meta_tail);
+    if (tail == NULL || append_new(cols[6], metadata_text(raw_ts, tail)) < 0)
         return -1;
     if (PyList_Append(cols[0], item) < 0 || PyList_Append(cols[3], klass) < 0 ||
         PyList_Append(cols[4], calibrated) < 0 || PyList_Append(cols[5], received) < 0)

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from peebot_ingest import speedups
 from peebot_ingest.batch import Batch, BatchResult
 from peebot_ingest.buffered_writer import BufferedWriter, WriterConfig
 from peebot_ingest.db import DatabaseError, peebot_home
@@ -162,6 +163,7 @@ class IngestDaemon:
             journal=str(self.config.journal_dir),
             backlog=self.writer.journal.entries,
             feed_process=self.config.feed_process,
+            writer_loops=speedups.describe(),
         )
         self.feed.start()
         while not self._stop.wait(1.0):
