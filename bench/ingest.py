@@ -10,11 +10,13 @@
     id) into `BufferedWriter` with the daemon's defaults, which sends a backlog ahead into
     an open binary COPY (straight into `telemetry_reading` in a savepoint while batches hold
     no duplicate, else into the staging table + INSERT ... ON CONFLICT DO NOTHING) and
-    commits a batch every 20,000 readings with the watermark. Baseline, same run, same
+    commits a batch every 50,000 readings (--batch-rows) with the watermark. Baseline, same run, same
     server: one plain binary COPY of exactly the rows that path wrote, into an empty twin
     table with the same columns, indexes and unique key; the bytes are streamed from a
     file, so the baseline carries no Python work at all. The two alternate chunk by chunk
-    (200,000 rows) so both see the same load on this shared machine. Prints rows/s of each
+    (200,000 rows) so both see the same load on this shared machine. It runs with the
+    compiled loops (`peebot_ingest._speedups`, as installed where a compiler is present),
+    then again in the same run with the Python loops (before them). Prints rows/s of each
     and the ratio, the rate of a re-sent 100,000 (all duplicates), and validation alone on
     those 100,000: column-wise (`Validator.updates`) against one by one (`update`). And where
     the time goes: the CPU per row of the writer's thread, of its server process and of the
@@ -76,6 +78,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from peebot_ingest import db as database  # noqa: E402
+from peebot_ingest import speedups  # noqa: E402
 from peebot_ingest.buffered_writer import BufferedWriter, WriterConfig  # noqa: E402
 from peebot_ingest.journal import Journal  # noqa: E402
 from peebot_ingest.sink import DatabaseSink  # noqa: E402
@@ -186,7 +189,9 @@ def backend_cpu_s(conn: psycopg.Connection[Any]) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
+def bench_writer(
+    admin: str, rows: int, mode: str = "plain", config: WriterConfig | None = None
+) -> dict[str, Any]:
     """Chunk by chunk, interleaved so both sides see the same machine load (it is shared):
     the writer path takes a chunk of raw updates to committed rows; then those very rows
     (dumped in binary, untimed) go by one plain binary COPY into the twin table (plain) or
@@ -197,10 +202,12 @@ def bench_writer(admin: str, rows: int, mode: str = "plain") -> dict[str, Any]:
     validator = Validator(source="feed", clock_check=False, years=YearTracker(2026))
     journal_dir = Path(tempfile.mkdtemp(prefix="peebot-bench-journal-"))
     dump = journal_dir / "rows.copy"
-    # the daemon's writer with the daemon's defaults (batches of 20,000 or 0.2 s, a backlog
-    # sent ahead 1,000 at a time), fed as the daemon's writer thread feeds it
+    # the daemon's writer with the daemon's defaults (batches of 50,000 under a backlog, sent
+    # ahead 1,000 at a time), fed as the daemon's writer thread feeds it
     writer = BufferedWriter(
-        DatabaseSink(url, source="bench"), Journal(journal_dir / "journal"), WriterConfig()
+        DatabaseSink(url, source="bench"),
+        Journal(journal_dir / "journal"),
+        config or WriterConfig(),
     )
     chunk = 200_000  # per chunk the pipeline fills and drains once
     lo = datetime(2000, 1, 1, tzinfo=UTC)
@@ -579,6 +586,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--skip-writer", action="store_true")
+    ap.add_argument(
+        "--batch-rows",
+        type=int,
+        default=WriterConfig.batch_rows,
+        help="(1): the writer's batch size (default: the daemon's)",
+    )
     ap.add_argument("--skip-feed", action="store_true")
     ap.add_argument("--feed-count", type=int, default=60_000)
     ap.add_argument("--latency-seconds", type=float, default=15)
@@ -598,13 +611,20 @@ def main() -> None:
     load_start = os.getloadavg()
     with admin_url() as admin:
         if not args.skip_writer and "1" in args.parts:
-            w = bench_writer(admin, args.rows)
+            w = bench_writer(admin, args.rows, config=writer_config(args))
+            with python_loops():  # before: the same run with the Python loops
+                py = bench_writer(admin, args.rows, config=writer_config(args))
             table += [
+                ("(1) loops", speedups.describe(),
+                 f"batches of {args.batch_rows:,} under a backlog"),
                 ("(1) writer path: validate+enrich+dedupe+write", f"{w['ours_rps']:,.0f} rows/s",
                  f"{w['rows']:,} rows in {w['ours_s']:.2f} s"),
                 ("(1) baseline: one plain binary COPY", f"{w['baseline_rps']:,.0f} rows/s",
                  f"same rows, twin table, {w['baseline_s']:.2f} s (chunks interleaved)"),
                 ("(1) ratio writer / baseline", f"{w['ratio']:.2f}", "goal >= 0.9"),
+                ("(1) the same with the Python loops", f"{py['ours_rps']:,.0f} rows/s",
+                 f"ratio {py['ratio']:.2f} to its own baseline ({py['baseline_rps']:,.0f} rows/s); "
+                 f"compiled / Python: {w['ours_rps'] / py['ours_rps']:.2f}x"),
                 *cpu_rows(w),
                 ("(1) re-sent rows (dedupe)", f"{w['dup_rps']:,.0f} rows/s",
                  f"{w['dup_rows']:,} re-sent: written {w['dup_written']}, duplicates {w['dup_duplicates']:,}"),
@@ -614,7 +634,7 @@ def main() -> None:
             ]  # fmt: skip
             print_table(table)
             if args.timescaledb:
-                t = bench_writer(args.timescaledb, args.rows, "timescaledb")
+                t = bench_writer(args.timescaledb, args.rows, "timescaledb", writer_config(args))
                 table += [
                     ("(1) TimescaleDB: writer path", f"{t['ours_rps']:,.0f} rows/s",
                      f"{t['rows']:,} rows in {t['ours_s']:.2f} s, hypertable + aggregate"),
@@ -685,6 +705,24 @@ def main() -> None:
         f"total bench time {time.monotonic() - started:.0f} s; load average at the end "
         f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} cores "
         f"(at the start {load_start[0]:.2f})"
+    )
+
+
+@contextlib.contextmanager
+def python_loops() -> Iterator[None]:
+    """The writer path with the Python loops, as where the C loops were not built."""
+    saved, speedups.native = speedups.native, None
+    try:
+        yield
+    finally:
+        speedups.native = saved
+
+
+def writer_config(args: argparse.Namespace) -> WriterConfig:
+    """The daemon's writer defaults, with --batch-rows (and room in memory for two batches)."""
+    default = WriterConfig()
+    return WriterConfig(
+        batch_rows=args.batch_rows, memory_rows=max(default.memory_rows, 2 * args.batch_rows)
     )
 
 

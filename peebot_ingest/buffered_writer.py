@@ -27,10 +27,10 @@ log = logging.getLogger("peebot.ingest.writer")
 @dataclass
 class WriterConfig:
     # a batch commits at this many entries, whichever of the ages below comes first; under
-    # a backlog, bigger batches spend less of the time waiting for the server to finish a
-    # batch (bench/ingest.py run with 5,000 instead gave a writer / COPY ratio of 0.57,
-    # against 0.69 with 20,000)
-    batch_rows: int = 20_000
+    # a backlog, bigger batches spend less of the time on commits, when the server waits
+    # (bench/ingest.py part 1, --batch-rows, with the compiled loops: writer / COPY 0.88-0.89
+    # with 20,000, 0.88-0.91 with 50,000, 0.91-0.92 with 100,000; earlier, 5,000 gave 0.57)
+    batch_rows: int = 50_000
     # while the writer keeps up (its input drained), a batch commits at this age at the
     # latest, and as soon as the input is drained once `idle_commit_seconds` have passed
     # since the previous commit (0: off): receipt to commit then takes about half that gap
@@ -41,7 +41,7 @@ class WriterConfig:
     # with more input waiting (a backlog), only size or this age commits a batch, so a
     # backlog is written in big batches
     backlog_seconds: float = 1.0
-    memory_rows: int = 50_000
+    memory_rows: int = 100_000  # twice a batch: a full batch never spills
     retry_initial: float = 0.2
     retry_max: float = 5.0
     # with this many entries not yet sent, send them ahead of the commit (0: never)

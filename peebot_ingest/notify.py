@@ -62,7 +62,7 @@ _ITEM_ID = attrgetter("item_id")
 
 def shown(readings: Sequence[_ReadingT]) -> list[_ReadingT]:
     """The readings of `NOTIFY_ITEMS`, in order: all a payload lists of a batch. A commit
-    holds up to 20,000 readings and few of them are shown: picked in C."""
+    holds up to 50,000 readings and few of them are shown: picked in C."""
     return list(compress(readings, map(NOTIFY_ITEMS.__contains__, map(_ITEM_ID, readings))))
 
 

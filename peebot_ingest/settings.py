@@ -79,7 +79,7 @@ class Settings(BaseSettings):
 
     # -- the writer
     ingest_batch_rows: int = Field(
-        default=20_000, description="A batch commits at this many entries."
+        default=50_000, description="A batch commits at this many entries."
     )
     ingest_batch_seconds: float = Field(
         default=0.05, description="... or at this age while the writer keeps up."
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         default=1.0, description="... or, under a backlog, at this age (else only by size)."
     )
     ingest_memory_rows: int = Field(
-        default=50_000, description="Entries kept in memory while the database is away."
+        default=100_000, description="Entries kept in memory while the database is away."
     )
     ingest_queue_size: int = Field(
         default=50_000, description="Bound of the listener -> writer queue."
