@@ -77,7 +77,7 @@ def event_ids(
     if native is not None and type(items) is type(micros) is type(values) is list:
         try:
             return native.event_ids(namespace, items, micros, values)
-        except TypeError:  # a value that is not a float: the Python loop
+        except (TypeError, ValueError):  # a value not a float, a name too long: Python's
             pass
     copy = sha1(namespace).copy  # a copy of the namespace's state is cheaper than a new hash
     hashes = []

@@ -67,7 +67,7 @@ def test_event_ids_are_the_python_loops_ids(rows: list[tuple[str, int, float]]) 
         assert got == columns.event_ids(EVENT_NAMESPACE_BYTES, items, micros, values)
 
 
-def test_event_ids_leave_a_value_that_is_not_a_float_to_python() -> None:
+def test_event_ids_the_compiled_loop_does_not_take_go_to_python() -> None:
     assert native is not None
     with pytest.raises(TypeError):
         native.event_ids(EVENT_NAMESPACE_BYTES, ["NODE3000005"], [1], [44])
@@ -75,6 +75,13 @@ def test_event_ids_leave_a_value_that_is_not_a_float_to_python() -> None:
     with python_loops():
         expected = columns.event_ids(EVENT_NAMESPACE_BYTES, ["NODE3000005"], [1], [44])
     assert columns.event_ids(EVENT_NAMESPACE_BYTES, ["NODE3000005"], [1], [44]) == expected
+    # a name longer than the compiled loop's buffer: the Python loop too
+    long_name = ["N" * 600]
+    with pytest.raises(ValueError, match="too long"):
+        native.event_ids(EVENT_NAMESPACE_BYTES, long_name, [1], [44.0])
+    with python_loops():
+        expected = columns.event_ids(EVENT_NAMESPACE_BYTES, long_name, [1], [44.0])
+    assert columns.event_ids(EVENT_NAMESPACE_BYTES, long_name, [1], [44.0]) == expected
 
 
 # -- update columns ----------------------------------------------------------------------
