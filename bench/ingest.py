@@ -2,7 +2,7 @@
 
     uv run python bench/ingest.py [--rows 1000000] [--skip-writer] [--skip-feed] [--parts 1234]
                                   [--feed-count 60000] [--latency-seconds 15] [--rss-seconds 15]
-                                  [--firehose] [--timescaledb URL]
+                                  [--firehose] [--timescaledb URL] [--batch-rows N]
 
 (1) The writer path alone: synthetic raw updates (the six ISS Live fields, as the listener
     hands them over) over the 337 catalogue channels, fed as the daemon's writer thread
