@@ -371,6 +371,10 @@ readings(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "readings: the class is not a tuple type");
         return NULL;
     }
+    if (!PyUnicode_CheckExact(source)) {
+        PyErr_SetString(PyExc_TypeError, "readings: a field is not a plain value");
+        return NULL;
+    }
     Py_ssize_t n = PyList_GET_SIZE(cols[0]);
     for (int c = 1; c < 8; c++) {
         if (PyList_GET_SIZE(cols[c]) != n) {

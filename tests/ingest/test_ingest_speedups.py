@@ -209,6 +209,11 @@ def test_readings_are_equal_tuples_the_collector_does_not_walk() -> None:
     assert built[0].ts == datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
     with pytest.raises(TypeError, match="not a plain value"):
         native.readings(ValidatedReading, *cols[:-1], [[], None], "feed")
+    class Text(str):  # a subclass may hold references: never untracked
+        pass
+
+    with pytest.raises(TypeError, match="not a plain value"):
+        native.readings(ValidatedReading, *cols, Text("feed"))
     with pytest.raises(ValueError, match="different lengths"):
         native.readings(ValidatedReading, *cols[:-1], [None], "feed")
 
