@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -181,3 +182,16 @@ def test_without_a_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
         names = zf.namelist()
     assert not [n for n in names if n.endswith(".so") or n.endswith(".c")], names
     assert "peebot_ingest/speedups.py" in names
+
+
+def test_the_sdist_carries_the_c_source_not_a_compiled_module(tmp_path: Path) -> None:
+    """An sdist is built anywhere: it ships `_speedups.c` and the build hook, never a module
+    compiled for this machine (the hook compiles for wheels only)."""
+    uv = _uv()
+    _run([uv, "build", "--sdist", "--out-dir", str(tmp_path)], cwd=REPO)
+    sdist = next(tmp_path.glob("peebot-*.tar.gz"))
+    with tarfile.open(sdist) as tf:
+        names = tf.getnames()
+    assert not [n for n in names if n.endswith(".so")], names
+    assert any(n.endswith("peebot_ingest/_speedups.c") for n in names)
+    assert any(n.endswith("/hatch_build.py") for n in names)
