@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import shutil
 import subprocess
@@ -37,7 +38,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
 READING_NS = uuid.UUID("0c9f2f64-3d0e-4a8e-9e55-6d1b9a7d2b10")
@@ -147,10 +148,12 @@ def dagster_range_run(
         in_run: dict[str, float] = {}
         for ev in mats:
             md = ev.materialization.metadata
+            assert ev.asset_key is not None
             name = ev.asset_key.path[-1]
             if name not in in_run:
-                in_run[name] = sum(
-                    float(md[k].value) for k in ("read_seconds", "detect_seconds", "store_seconds")
+                in_run[name] = math.fsum(
+                    float(cast(Any, md[k].value))
+                    for k in ("read_seconds", "detect_seconds", "store_seconds")
                 )
         log_rows = len(instance.all_logs(result.run_id))  # every event row written for the run
         checks = result.get_asset_check_evaluations()

@@ -187,6 +187,7 @@ def plot_event(frame: pd.DataFrame, event: Event, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.dates import date2num
 
     item = PLOT_ITEM.get(event.processor, event.item_id)
     span = PLOT_SPAN.get(event.processor, timedelta(minutes=15))
@@ -205,7 +206,7 @@ def plot_event(frame: pd.DataFrame, event: Event, path: Path) -> None:
             where="post",
             lw=1,
         )
-    ax.axvspan(event.start, event.end or event.start, color="orange", alpha=0.3)
+    ax.axvspan(date2num(event.start), date2num(event.end or event.start), color="orange", alpha=0.3)
     ax.set_title(
         f"{event.event_type} {event.start:%Y-%m-%d %H:%M:%S}Z c={event.confidence:.2f}", fontsize=8
     )

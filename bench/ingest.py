@@ -178,6 +178,13 @@ def synthetic_chunk(
     return out
 
 
+def scalar(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+    """The one value a query returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
 def backend_cpu_s(conn: psycopg.Connection[Any]) -> float | None:
     """CPU seconds (user + system) the server process behind `conn` has used so far, or
     None when the server is not on this machine."""
@@ -257,9 +264,7 @@ def bench_writer(
             del updates
             gc.unfreeze()
             # the rows this chunk wrote: times only grow with the update number
-            hi = conn.execute(
-                "SELECT max(ts) FROM telemetry_reading WHERE ts < %s", (bound,)
-            ).fetchone()[0]
+            hi = scalar(conn, "SELECT max(ts) FROM telemetry_reading WHERE ts < %s", (bound,))
             with (
                 dump.open("wb") as fh,
                 conn.cursor().copy(
@@ -289,12 +294,10 @@ def bench_writer(
         assert writer.close()
         counters = writer.counters
         assert counters.written == rows, f"written {counters.written} of {rows}"
-        n_ours = conn.execute(
-            "SELECT count(*) FROM telemetry_reading WHERE ts < %s", (bound,)
-        ).fetchone()[0]
-        n_base = conn.execute(
-            f"SELECT count(*) FROM {target} WHERE %s OR ts >= %s", (mode == "plain", bound)
-        ).fetchone()[0]
+        n_ours = scalar(conn, "SELECT count(*) FROM telemetry_reading WHERE ts < %s", (bound,))
+        n_base = scalar(
+            conn, f"SELECT count(*) FROM {target} WHERE %s OR ts >= %s", (mode == "plain", bound)
+        )
     assert n_base == n_ours == rows, (n_base, n_ours, rows)
 
     # a second pass over the last 100k: dedupe at work, nothing added
@@ -532,11 +535,12 @@ def run_feed(
             while time.monotonic() < deadline:
                 time.sleep(0.25)
                 with psycopg.connect(url) as conn:
-                    seen_max = conn.execute(
+                    seen_max = scalar(
+                        conn,
                         "SELECT coalesce(max(r.value), -1) FROM telemetry_reading r "
                         "JOIN telemetry_channel c ON c.id = r.channel_id "
-                        "WHERE c.item_id NOT LIKE 'TIME%%'"
-                    ).fetchone()[0]
+                        "WHERE c.item_id NOT LIKE 'TIME%%'",
+                    )
                 if seen_max >= count - 1:
                     break
             rss = daemon.peak_rss_mb()
