@@ -141,24 +141,7 @@ def _segment(
     values = cols.value_list[rows]
     times = micros.tolist()
     ids = columns.event_ids(EVENT_NAMESPACE_BYTES, items, times, values)
-    native = speedups.native
-    if native is not None:  # the same tuples, built in C and kept out of the collector's way
-        out.extend(
-            native.readings(
-                ValidatedReading,
-                items,
-                times,
-                values,
-                cols.classes[rows],
-                cols.calibrated[rows],
-                ids,
-                cols.received_list[rows],
-                cols.metadata[rows],
-                validator.source,
-            )
-        )
-        return _observed(validator, stop, micros, items, times, values)
-    fields = zip(
+    fields = [
         items,
         times,
         values,
@@ -167,26 +150,15 @@ def _segment(
         ids,
         cols.received_list[rows],
         cols.metadata[rows],
-        [validator.source] * stop,
-        strict=True,
-    )
-    # ValidatedReading(*f) without the call
-    out.extend(map(_new_tuple, repeat(ValidatedReading), fields))
-    return _observed(validator, stop, micros, items, times, values)
-
-
-def _observed(
-    validator: OneByOne,
-    stop: int,
-    micros: columns.IntArray,
-    items: list[Any],
-    times: list[int],
-    values: list[float],
-) -> int:
-    """The year state sees the segment's rows (observing the newest is observing them all);
-    returns how many there were."""
-    newest = int(np.argmax(micros))
-    validator.years.observe(items[newest], utc_from_micros(times[newest]), values[newest])
+    ]
+    native = speedups.native
+    if native is not None:  # the same tuples, built in C and kept out of the collector's way
+        out.extend(native.readings(ValidatedReading, *fields, validator.source))
+    else:  # ValidatedReading(*f) without the call
+        rows_of = zip(*fields, repeat(validator.source, stop), strict=True)
+        out.extend(map(_new_tuple, repeat(ValidatedReading), rows_of))
+    newest = int(np.argmax(micros))  # observing the newest row is observing them all
+    years.observe(items[newest], utc_from_micros(times[newest]), values[newest])
     validator.column_wise += stop
     return stop
 
