@@ -1,7 +1,8 @@
 -- Retention, compression and aggregate refresh as one procedure, so the CLI
 -- (`peebot db maintain`) and Dagster's scheduled maintenance job run the same thing.
--- TimescaleDB: runs its policies' jobs with run_job (its background scheduler does not work
--- everywhere, see DESIGN.md). Plain: deletes readings past retention.
+-- TimescaleDB: runs its policies' jobs with run_job. Plain: deletes readings past retention.
+-- Replaced by 0005: run_job inside a procedure fails ("portal snapshots"), so maintenance now
+-- runs each step at top level (docs/ARCHITECTURE.md, "Reading storage").
 CREATE OR REPLACE PROCEDURE peebot_maintain(retention_days integer, INOUT result jsonb DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$

@@ -1,5 +1,6 @@
-"""The ingest daemon's settings: every variable documented with its default, values read as
-the daemon always read them, a bad value one line naming the variable, `.env` honoured."""
+"""The ingest daemon's settings: values read as the daemon always read them, a bad value one
+line naming the variable, `.env` honoured. (`.env.example` against every package's settings:
+tests/foundation/test_env_example.py.)"""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from click.testing import CliRunner
 
 from peebot.cli import cli
 from peebot_ingest.daemon import DaemonConfig
-from peebot_ingest.settings import PREFIX, Settings, SettingsError, get_settings
-
-REPO = Path(__file__).resolve().parents[2]
+from peebot_ingest.settings import PREFIX, SettingsError, get_settings
 
 
 @pytest.fixture
@@ -22,18 +21,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in [n for n in os.environ if n.startswith(PREFIX)]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-
-
-def test_the_example_documents_every_setting_with_its_default(clean_env: None) -> None:
-    documented = {
-        line.partition("=")[0].strip()
-        for line in (REPO / ".env.example").read_text().splitlines()
-        if line and not line.startswith("#")
-    }
-    names = {PREFIX + name.upper() for name in Settings.model_fields}
-    assert names - documented == set(), "add to .env.example"
-    # the example's values are the defaults (an empty value means unset)
-    assert Settings(_env_file=REPO / ".env.example") == Settings(_env_file=None)
 
 
 def test_values_are_read_as_they_always_were(

@@ -1,5 +1,6 @@
-"""The simulator's settings: every variable documented with its default; `peebot simulate`
-takes its defaults from them, and a bad value is one line naming the variable."""
+"""The simulator's settings: `peebot simulate` takes its defaults from them, and a bad value
+is one line naming the variable. (`.env.example` against every package's settings:
+tests/foundation/test_env_example.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from peebot.commands.simulate import simulate
-from peebot_sim.settings import PREFIX, Settings, SettingsError, get_settings
+from peebot_sim.settings import PREFIX, SettingsError, get_settings
 from tests.support.tlcp_harness import (
     free_port,
     make_test_client,
@@ -30,17 +31,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in [n for n in os.environ if n.startswith(PREFIX)]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-
-
-def test_the_example_documents_every_setting_with_its_default(clean_env: None) -> None:
-    documented = {
-        line.partition("=")[0].strip()
-        for line in (REPO / ".env.example").read_text().splitlines()
-        if line and not line.startswith("#")
-    }
-    names = {PREFIX + name.upper() for name in Settings.model_fields}
-    assert names - documented == set(), "add to .env.example"
-    assert Settings(_env_file=REPO / ".env.example") == Settings(_env_file=None)
 
 
 def test_values_from_the_environment(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
