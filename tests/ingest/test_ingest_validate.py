@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from peebot_ingest.records import EVENT_NAMESPACE, Rejection, ValidatedReading, event_id
 from peebot_ingest.validate import Validator
 from peebot_ingest.years import YearTracker, decode_hours
+from peebot_iss.catalog import FIELDS
 from peebot_iss.timestamps import decode_timestamp, encode_timestamp, format_timestamp
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()
@@ -188,17 +189,7 @@ _text = st.one_of(
 )
 _fields_strategy = st.one_of(
     st.dictionaries(
-        st.sampled_from(
-            [
-                "TimeStamp",
-                "Value",
-                "Status.Class",
-                "Status.Indicator",
-                "Status.Color",
-                "CalibratedData",
-                "junk",
-            ]
-        ),
+        st.sampled_from([*FIELDS, "junk"]),
         _text,
     ),
     _text,

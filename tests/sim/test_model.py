@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from peebot_iss.catalog import TIME_ITEM, UPA_STATE, URINE_TANK, YEAR_ITEM, load_catalog
+from peebot_iss.catalog import FIELDS, TIME_ITEM, UPA_STATE, URINE_TANK, YEAR_ITEM, load_catalog
 from peebot_iss.timestamps import decode_timestamp
 from peebot_sim.model import (
     AOS_STATUS_CLASS,
@@ -220,14 +220,7 @@ def test_time_items(day: Day) -> None:
         decoded = decode_timestamp(value, 2026)
         assert abs(decoded.timestamp() - t) < 0.001
     tank_fields = day.first[URINE_TANK]
-    assert set(tank_fields) == {
-        "TimeStamp",
-        "Value",
-        "Status.Class",
-        "Status.Indicator",
-        "Status.Color",
-        "CalibratedData",
-    }
+    assert set(tank_fields) == set(FIELDS)
     assert day.first[UPA_STATE]["CalibratedData"] in ("NORMAL", "STANDBY")
 
 
