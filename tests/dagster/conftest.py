@@ -8,11 +8,11 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster_testing import TEST_START, load_readings, recording_frame
 
 from peebot_dagster.defs.detection.assets import build_detection_assets
 from peebot_dagster.defs.detection.partitions import minute_partitions_def
 from peebot_dagster.defs.telemetry import telemetry_reading_spec
+from tests.support.dagster_testing import TEST_START, load_readings, recording_frame
 
 
 @pytest.fixture(scope="session")

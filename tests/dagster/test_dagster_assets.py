@@ -9,12 +9,12 @@ from typing import Any
 import dagster as dg
 import psycopg
 import pytest
-from dagster_testing import db_resource, event_rows, recording_frame
 
 from peebot_dagster.defs.tags import range_tags
 from peebot_dagster.detectors.registry import get_processor
 from peebot_dagster.partitions import MINUTE, partition_key
 from peebot_dagster.windows import run_window
+from tests.support.dagster_testing import db_resource, event_rows, recording_frame
 
 URINE = get_processor("urine_tank")
 
@@ -238,7 +238,7 @@ def test_all_detection_assets_run_in_one_range(loaded_db, test_assets, instance)
 
 
 def test_incomplete_window_uses_ingest_watermark(loaded_db):
-    from dagster_testing import set_ingest_watermark
+    from tests.support.dagster_testing import set_ingest_watermark
 
     minute = datetime(2023, 9, 19, 2, 10, tzinfo=UTC)
     set_ingest_watermark(loaded_db, minute + timedelta(minutes=2))

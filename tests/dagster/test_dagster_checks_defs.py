@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import psycopg
-from dagster_testing import db_resource, set_ingest_watermark
 
 from peebot_dagster.defs.detection.checks import build_detection_checks, freshness
 from peebot_dagster.defs.detection.jobs import detection_job
 from peebot_dagster.defs.tags import range_tags
 from peebot_dagster.store import SignalState
+from tests.support.dagster_testing import db_resource, set_ingest_watermark
 
 MINUTE_KEY = "2023-09-19-02:10"  # the slow use starts at 02:10:16
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from dagster_testing import TEST_START, db_resource, set_ingest_watermark
 
 from peebot_dagster.defs.detection.checks import build_detection_checks
 from peebot_dagster.defs.detection.jobs import detection_job
@@ -21,6 +20,7 @@ from peebot_dagster.defs.detection.sensors import (
 from peebot_dagster.defs.tags import RANGE_END_TAG, RANGE_START_TAG, range_tags
 from peebot_dagster.detectors.registry import PROCESSORS
 from peebot_dagster.settings import Settings
+from tests.support.dagster_testing import TEST_START, db_resource, set_ingest_watermark
 
 SETTINGS = SensorSettings(
     interval_seconds=15, initial_minutes=3, max_single_runs=5, range_minutes=120, max_range_runs=3

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import psycopg
 import pytest
-from dagster_testing import event_rows, load_readings
 
 from peebot_dagster import store
 from peebot_dagster.detectors.base import Event
+from tests.support.dagster_testing import event_rows, load_readings
 
 T = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 S = timedelta(seconds=1)

@@ -10,7 +10,6 @@ import dagster as dg
 import pandas as pd
 import psycopg
 import pytest
-from dagster_testing import db_resource, event_rows, load_readings, set_ingest_watermark
 
 from peebot_dagster.defs.detection.assets import build_detection_assets
 from peebot_dagster.defs.detection.jobs import live_detection_job
@@ -24,6 +23,12 @@ from peebot_dagster.defs.tags import range_tags
 from peebot_dagster.defs.telemetry import telemetry_reading_spec
 from peebot_dagster.partitions import partition_key
 from peebot_dagster.settings import DEFAULT_POST_MIN_CONFIDENCE, Settings
+from tests.support.dagster_testing import (
+    db_resource,
+    event_rows,
+    load_readings,
+    set_ingest_watermark,
+)
 
 NOW = datetime(2026, 11, 27, 12, 0, 40, tzinfo=UTC)
 START = datetime(2026, 11, 1, tzinfo=UTC)

@@ -4,9 +4,7 @@ connection end up as `DatabaseSink.write` would have them."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,9 +14,7 @@ from peebot_ingest.bulk_loader import BulkLoader
 from peebot_ingest.db import migrate
 from peebot_ingest.records import FeedTransition, Rejection, ValidatedReading
 from peebot_ingest.sink import DatabaseSink, DatabaseUnavailable
-
-sys.path.insert(0, str(Path(__file__).parent))
-from sample import T0, readings
+from tests.support.sample_readings import T0, readings
 
 
 def _readings(n: int, item: str = "NODE3000005", start: datetime = T0) -> list[ValidatedReading]:

@@ -10,20 +10,17 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
-from peebot_ingest.buffered_writer import WriterConfig
-from peebot_ingest.daemon import DaemonConfig, IngestDaemon
-from peebot_iss.timestamps import decode_timestamp, format_timestamp, infer_year
+from peebot_iss.timestamps import decode_timestamp, format_timestamp
 from peebot_sim.feeds import CounterFeed, ScriptedFeed
+from tests.support.ingest_daemon import Row, db_rows, running_daemon, sent_rows
 from tests.support.ingest_process import ingest_env
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.tlcp_harness import (
     SubprocessServer,
     read_sent_log,
@@ -31,61 +28,7 @@ from tests.support.tlcp_harness import (
     wait_until,
 )
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tcp_proxy import TcpProxy
-
 REPO = Path(__file__).resolve().parents[2]
-
-Row = tuple[str, datetime, float]
-
-
-def db_rows(url: str, *, exclude_time: bool = False) -> list[Row]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT c.item_id, r.ts, r.value FROM telemetry_reading r "
-            "JOIN telemetry_channel c ON c.id = r.channel_id ORDER BY r.ts, c.item_id, r.value"
-        ).fetchall()
-    return [r for r in rows if not (exclude_time and r[0].startswith("TIME_"))]
-
-
-def sent_rows(log: Path, *, exclude_time: bool = False) -> set[Row]:
-    out: set[Row] = set()
-    now = datetime.now(UTC)
-    for rec in read_sent_log(log):
-        fields = rec["fields"]
-        if exclude_time and rec["item"].startswith("TIME_"):
-            continue
-        hours = float(fields["TimeStamp"])
-        out.add(
-            (rec["item"], decode_timestamp(hours, infer_year(hours, now)), float(fields["Value"]))
-        )
-    return out
-
-
-@contextlib.contextmanager
-def running_daemon(
-    url: str, feed_url: str, tmp: Path, queue_size: int = 50_000, **writer: Any
-) -> Iterator[IngestDaemon]:
-    config = DaemonConfig(
-        database_url=url,
-        feed_url=feed_url,
-        fast_reconnect=True,
-        clock_check=False,
-        journal_dir=tmp / "journal",
-        summary_seconds=1.0,
-        queue_size=queue_size,
-        writer=WriterConfig(**{"batch_rows": 500, "batch_seconds": 0.05, **writer}),
-    )
-    daemon = IngestDaemon(config)
-    thread = threading.Thread(target=daemon.run, kwargs={"install_signals": False}, daemon=True)
-    thread.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-        thread.join(30)
-        assert not thread.is_alive(), "daemon did not stop"
-
 
 def test_n_updates_served_give_exactly_n_rows(db_url: str, tmp_path: Path) -> None:
     feed = ScriptedFeed()

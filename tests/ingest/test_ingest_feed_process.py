@@ -19,11 +19,9 @@ import psycopg
 import pytest
 
 from peebot_sim.feeds import CounterFeed, ScriptedFeed
+from tests.support.ingest_daemon import db_rows, running_daemon, sent_rows
 from tests.support.ingest_process import ingest_env
 from tests.support.tlcp_harness import run_server_in_thread, wait_until
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_ingest_e2e import db_rows, running_daemon, sent_rows
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,6 @@ rejections, watermark, outages with the journal."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -21,11 +20,9 @@ from peebot_ingest.records import FeedTransition, Rejection, ValidatedReading
 from peebot_ingest.sink import DatabaseSink, DatabaseUnavailable
 from peebot_ingest.validate import Validator
 from peebot_ingest.years import YearTracker
-
-sys.path.insert(0, str(Path(__file__).parent))
-from sample import T0
-from sample import readings as _readings
-from tcp_proxy import TcpProxy
+from tests.support.sample_readings import T0
+from tests.support.sample_readings import readings as _readings
+from tests.support.tcp_proxy import TcpProxy
 
 
 def _rows(url: str) -> list[tuple]:

@@ -4,7 +4,6 @@ earlier summary stay as they are)."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +12,6 @@ from typing import Any
 import dagster as dg
 import psycopg
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dagster"))
-from dagster_testing import TEST_START, event_rows, load_readings, recording_frame
 
 from peebot_dagster.defs.detection.assets import build_detection_assets
 from peebot_dagster.defs.detection.partitions import minute_partitions_def
@@ -26,6 +22,7 @@ from peebot_dagster.detectors.registry import get_processor
 from peebot_dagster.partitions import MINUTE, partition_key
 from peebot_dagster.resources import PostgresResource
 from peebot_ingest import reading_policy as policies
+from tests.support.dagster_testing import TEST_START, event_rows, load_readings, recording_frame
 
 URINE = get_processor("urine_tank")
 START = datetime(2023, 9, 18, 22, 0, tzinfo=UTC)

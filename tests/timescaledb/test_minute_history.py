@@ -24,9 +24,6 @@ from ts_storage import (
 from peebot_ingest import reading_policy as policies
 from peebot_ingest.recordings import read_recording
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "iss"
-MIMIC = sorted(str(p) for p in (SHARED / "iss-mimic-2018").rglob("*.txt"))
-
 pytestmark = pytest.mark.timescaledb
 
 
@@ -40,12 +37,13 @@ def _run_job(url: str, proc_name: str) -> None:
 
 
 def test_replayed_2018_history_stays_in_the_minute_aggregate(
-    timescale_db_url: str, monkeypatch: pytest.MonkeyPatch
+    timescale_db_url: str, monkeypatch: pytest.MonkeyPatch, shared_data: Path
 ) -> None:
-    assert MIMIC, f"shared recordings missing under {SHARED}"
+    mimic = sorted(str(p) for p in (shared_data / "iss-mimic-2018").rglob("*.txt"))
+    assert mimic
     monkeypatch.setenv("PEEBOT_DATABASE_URL", timescale_db_url)
-    times = [r.ts for p in MIMIC for r in read_recording(p, year=2018).readings]
-    replay = peebot("replay", "--year", "2018", *MIMIC)
+    times = [r.ts for p in mimic for r in read_recording(p, year=2018).readings]
+    replay = peebot("replay", "--year", "2018", *mimic)
     assert replay.exit_code == 0, replay.output
     notes = [line for line in replay.stdout.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1, replay.stdout

@@ -4,7 +4,6 @@ chunk TimescaleDB has already compressed."""
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,13 +16,7 @@ from peebot_ingest.batch import Batch
 from peebot_ingest.bulk_loader import BulkLoader
 from peebot_ingest.recordings import read_recording
 from peebot_ingest.sink import DatabaseSink
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
-from sample import readings as sample_readings
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "iss"
-WALLCLOCK = sorted(str(p) for p in (SHARED / "issp-2023").rglob("*.txt"))
-MIMIC = sorted(str(p) for p in (SHARED / "iss-mimic-2018").rglob("*.txt"))
+from tests.support.sample_readings import readings as sample_readings
 
 _SCHEMA_SQL = """
 SELECT (SELECT count(*) FROM schema_migrations),
@@ -118,13 +111,15 @@ def test_bulk_loader_into_compressed_chunks_skips_what_is_there(storage_db_url: 
         assert conn.execute("SELECT count(*) FROM telemetry_reading").fetchone() == (307,)
 
 
-def test_replay_loads_exactly_and_twice_adds_nothing(storage_db_env: str) -> None:
-    assert WALLCLOCK and MIMIC, f"shared recordings missing under {SHARED}"
+def test_replay_loads_exactly_and_twice_adds_nothing(storage_db_env: str, shared_data: Path) -> None:
+    wallclock = sorted(str(p) for p in (shared_data / "issp-2023").rglob("*.txt"))
+    mimic = sorted(str(p) for p in (shared_data / "iss-mimic-2018").rglob("*.txt"))
+    assert wallclock and mimic
     url = storage_db_env
     # keep the raw 2018 / 2023 readings whatever the date: this is about counts
     policies.set_reading_policy(url, retention_days=0)
-    lines = sum(len(read_recording(p, year=2018).readings) for p in WALLCLOCK + MIMIC)
-    first = peebot("replay", *WALLCLOCK, "--year", "2018", *MIMIC)
+    lines = sum(len(read_recording(p, year=2018).readings) for p in wallclock + mimic)
+    first = peebot("replay", *wallclock, "--year", "2018", *mimic)
     assert first.exit_code == 0, first.output
     with psycopg.connect(url) as conn:
         stored = conn.execute("SELECT count(*) FROM telemetry_reading").fetchone()[0]
@@ -135,7 +130,7 @@ def test_replay_loads_exactly_and_twice_adds_nothing(storage_db_env: str) -> Non
         assert all(c for _, _, c in chunks(url))  # every chunk is older than 7 days
         note = "older than the 7-day compression horizon: they stay, compressed"
         assert note in first.stdout
-    again = peebot("replay", *WALLCLOCK, "--year", "2018", *MIMIC)
+    again = peebot("replay", *wallclock, "--year", "2018", *mimic)
     assert again.exit_code == 0, again.output
     assert f"loaded 0, duplicates {lines}," in again.stdout
     with psycopg.connect(url) as conn:

@@ -1,4 +1,4 @@
-"""Readings for the writer tests (imported with the test folder on sys.path)."""
+"""Readings for the writer tests."""
 
 from __future__ import annotations
 
