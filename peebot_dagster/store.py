@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -21,6 +21,7 @@ import psycopg
 from peebot_dagster.detectors.base import Event, jsonable
 from peebot_dagster.notify import EVENTS_CHANNEL, events_payload, notify
 from peebot_dagster.partitions import partition_key
+from peebot_iss.utc import as_utc
 
 INGEST_PROCESSOR = "ingest"
 
@@ -113,12 +114,6 @@ class ReplaceResult:
         return bool(self.inserted or self.updated or self.deleted or self.retracted)
 
 
-def utc(when: datetime) -> datetime:
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: PeeBot times are UTC-aware")
-    return when.astimezone(UTC)
-
-
 def read_window(
     conn: psycopg.Connection[Any],
     items: Sequence[str],
@@ -129,7 +124,7 @@ def read_window(
 ) -> pd.DataFrame:
     """The detector frame for `[start, end)`: readings of `items` in
     `[start - lookback, end + lookahead)` plus each item's as-of reading before that."""
-    params = {"items": list(items), "lo": utc(start) - lookback, "hi": utc(end) + lookahead}
+    params = {"items": list(items), "lo": as_utc(start) - lookback, "hi": as_utc(end) + lookahead}
     with conn.cursor() as cur:
         cur.execute(_WINDOW_SQL, params)
         rows = cur.fetchall()
@@ -178,7 +173,7 @@ def replace_window_events(
     """Make the stored events of `processor` starting in `[start, end)` equal `events`.
 
     Runs in the caller's transaction (so the outbox rows go in with the events)."""
-    start, end = utc(start), utc(end)
+    start, end = as_utc(start), as_utc(end)
     rows = []
     for event in events:
         if event.processor != processor:
@@ -250,11 +245,11 @@ def record_processor_run(
         """,
         {
             "name": processor,
-            "end": utc(end),
+            "end": as_utc(end),
             "state": json.dumps(
                 jsonable(
                     {
-                        "last_window": {"start": utc(start), "end": utc(end)},
+                        "last_window": {"start": as_utc(start), "end": as_utc(end)},
                         **state,
                     }
                 )
@@ -271,14 +266,14 @@ def raw_readings_kept_from(conn: psycopg.Connection[Any]) -> datetime | None:
     """Raw readings older than this may have been removed by retention; None when none were
     (`peebot_raw_kept_from()`, sql/0006)."""
     row = conn.execute("SELECT peebot_raw_kept_from()").fetchone()
-    return None if row is None or row[0] is None else utc(row[0])
+    return None if row is None or row[0] is None else as_utc(row[0])
 
 
 def check_raw_readings(conn: psycopg.Connection[Any], what: str, reads_from: datetime) -> None:
     """Refuse to re-run `what` over readings retention removed: it would find them missing,
     not absent, and replace what it stored then (events, a summary) with nothing."""
     kept_from = raw_readings_kept_from(conn)
-    if kept_from is not None and utc(reads_from) < kept_from:
+    if kept_from is not None and as_utc(reads_from) < kept_from:
         raise RawReadingsGone(
             f"{what} reads readings from {reads_from:%Y-%m-%d %H:%M} UTC but retention removed "
             f"the raw readings before {kept_from:%Y-%m-%d %H:%M} UTC: not re-run, what it "
@@ -292,7 +287,7 @@ def ingest_watermark(conn: psycopg.Connection[Any]) -> datetime | None:
         "SELECT last_processed_at FROM processor_state WHERE processor_name = %s",
         (INGEST_PROCESSOR,),
     ).fetchone()
-    return None if row is None or row[0] is None else utc(row[0])
+    return None if row is None or row[0] is None else as_utc(row[0])
 
 
 @dataclass(frozen=True)
@@ -310,4 +305,4 @@ def latest_signal(conn: psycopg.Connection[Any]) -> SignalState | None:
     ).fetchone()
     if row is None:
         return None
-    return SignalState(str(row[0]), utc(row[1]), None if row[2] is None else utc(row[2]))
+    return SignalState(str(row[0]), as_utc(row[1]), None if row[2] is None else as_utc(row[2]))

@@ -21,6 +21,7 @@ from peebot_dagster import store
 from peebot_dagster.detectors.base import Event, Processor
 from peebot_dagster.partitions import MINUTE, key_start, partition_key
 from peebot_dagster.posting.outbox import enqueue_posts
+from peebot_iss.utc import as_utc
 
 
 class ParamsError(ValueError):
@@ -79,7 +80,7 @@ def run_window(
     `processor_state` in the same transaction. `conn` should be in autocommit mode.
     Raises `store.RawReadingsGone` for a window (with its look-back) reaching below what
     retention kept: re-detected from missing readings, its events would be deleted."""
-    start, end = store.utc(start), store.utc(end)
+    start, end = as_utc(start), as_utc(end)
     t0 = time.perf_counter()
     what = f"{processor.name} window [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})"
     store.check_raw_readings(conn, what, start - processor.lookback)

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peebot_iss import utc
+
 FRAME_COLUMNS = ("item_id", "ts", "value", "status_class")
 
 # Status.Class of TIME_000001 while the station has signal (AOS); any other class is LOS.
@@ -83,11 +85,10 @@ def from_epoch_seconds(secs: float) -> datetime:
 
 
 def as_utc(when: datetime | pd.Timestamp) -> datetime:
+    """`peebot_iss.utc.as_utc` (a naive time is UTC), for pandas Timestamps too."""
     if isinstance(when, pd.Timestamp):
         when = when.to_pydatetime()
-    if when.tzinfo is None:
-        return when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
+    return utc.as_utc(when)
 
 
 def format_key_time(when: datetime) -> str:
