@@ -189,6 +189,17 @@ class Session:
             self.unbound_since = time.monotonic()
             self._sink_ready.clear()
 
+    async def take_queued(self, wait_s: float) -> tuple[list[str], list[dict[str, Any]]]:
+        """What is queued, with its sent-log records, waiting up to `wait_s` for something
+        when nothing is (an HTTP poll)."""
+        if not self._out and wait_s > 0:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_s)
+        lines, self._out = self._out, []
+        records, self._log = self._log, []
+        return lines, records
+
     async def _writer(self) -> None:
         try:
             while not self.closed:
@@ -353,10 +364,8 @@ class TlcpServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        server = site._server
-        if server is not None and self.port == 0:
-            sockets = getattr(server, "sockets", None) or []
-            self.port = sockets[0].getsockname()[1]
+        if self.port == 0:
+            self.port = self._runner.addresses[0][1]  # the port the system chose
         loop = asyncio.get_running_loop()
         self._feed_task = loop.create_task(self._run_feed())
         self._reaper = loop.create_task(self._reap_unbound())
@@ -620,12 +629,7 @@ class TlcpServer:
             idle_s = min(int(params.get("LS_idle_millis", "0")), 30_000) / 1000.0
         except ValueError:
             idle_s = 0.0
-        if not session._out and idle_s > 0:
-            session._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(session._wake.wait(), idle_s)
-        lines, session._out = session._out, []
-        records, session._log = session._log, []
+        lines, records = await session.take_queued(idle_s)
         if records:
             self.log_sent(records)
         session.unbound_since = time.monotonic()

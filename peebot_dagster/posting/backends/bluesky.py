@@ -132,7 +132,7 @@ class BlueskyBackend(Backend):
     def _connect(self) -> Any:
         if self._client is not None:
             return self._client
-        from atproto import Client
+        from atproto import Client, Session
         from atproto_client import exceptions
         from atproto_client.request import Request
 
@@ -157,8 +157,8 @@ class BlueskyBackend(Backend):
                 client.login(self._handle, self._password, fetch_bsky_profile=False)
         except Exception as exc:
             raise classify_bluesky_error(exc, self._clock()) from None
-        session = client._session
-        self._did = session.did if session is not None else None
+        # the account's DID, from the session the client now holds (public API only)
+        self._did = Session.decode(client.export_session_string()).did
         self._client = client
         return client
 
