@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 
 from peebot.supervisor import free_port, processes_using
+from tests.support.waiting import wait_until
 
 # `up` starts the simulator SPEED x 3 - 3 minutes back (9 min at x4), so it runs fast for
 # three minutes and then follows the clock. The uses fall in the fast part, after Dagster is
@@ -37,16 +37,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(1.0)
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-    raise AssertionError(
-        f"timed out after {timeout:.0f} s waiting for {what}\n--- up log ---\n{tail}"
-    )
+    def with_log() -> str:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        return f"{what}\n--- up log ---\n{tail}"
+
+    return wait_until(check, timeout=timeout, interval=1.0, message=with_log)
 
 
 def graphql(client: DagsterGraphQLClient, query: str, **variables: Any) -> dict[str, Any]:

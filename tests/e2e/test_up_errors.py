@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from peebot.supervisor import free_port, processes_using
+from tests.support.waiting import wait_until
 
 
 def _up(tmp_path: Path, *args: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
@@ -65,7 +66,6 @@ def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(
 ) -> None:
     """A shell starts background jobs with SIGINT ignored; `up` must still stop on it."""
     import signal
-    import time
 
     home = scratch_dir / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEEBOT_", "DAGSTER_"))}
@@ -90,10 +90,13 @@ def test_ctrl_c_stops_everything_even_when_started_with_sigint_ignored(
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     try:
-        deadline = time.monotonic() + 60
-        while "Ctrl-C stops everything" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until(
+            lambda: "Ctrl-C stops everything" in log.read_text(),
+            timeout=60,
+            interval=0.2,
+            message=lambda: f"the stack up\n{log.read_text()}",
+            alive=proc,
+        )
         assert processes_using(home)  # simulator, ingest and the embedded PostgreSQL run
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0, log.read_text()

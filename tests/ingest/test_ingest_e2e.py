@@ -21,12 +21,8 @@ from peebot_sim.feeds import CounterFeed, ScriptedFeed
 from tests.support.ingest_daemon import Row, db_rows, running_daemon, sent_rows
 from tests.support.ingest_process import ingest_env
 from tests.support.tcp_proxy import TcpProxy
-from tests.support.tlcp_harness import (
-    SubprocessServer,
-    read_sent_log,
-    run_server_in_thread,
-    wait_until,
-)
+from tests.support.tlcp_harness import SubprocessServer, read_sent_log, run_server_in_thread
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -254,14 +250,12 @@ def test_replay_serve_streams_a_recording_into_the_daemon(db_url: str, tmp_path:
         )  # fmt: skip
         try:
             wait_until(lambda: port_open("127.0.0.1", port), timeout=60)
-            try:
-                wait_until(
-                    lambda: {r for r in db_rows(db_url) if r[0] == "NODE3000005"} >= expected,
-                    timeout=30,
-                )
-            except TimeoutError:
-                got = {r for r in db_rows(db_url) if r[0] == "NODE3000005"}
-                raise AssertionError(f"missing {sorted(expected - got)[:3]}") from None
+            wait_until(
+                lambda: {r for r in db_rows(db_url) if r[0] == "NODE3000005"} >= expected,
+                timeout=30,
+                message=lambda: "missing "
+                + str(sorted(expected - {r for r in db_rows(db_url) if r[0] == "NODE3000005"})[:3]),
+            )
         finally:
             proc.terminate()
             proc.wait(15)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from typing import Any
 
 from peebot_ingest.feed_process import take_waiting
+from tests.support.waiting import wait_until
 
 
 def test_takes_in_order_up_to_the_limit() -> None:
@@ -39,10 +39,8 @@ def test_a_listener_blocked_on_a_full_queue_goes_on() -> None:
     thread = threading.Thread(target=listener)
     thread.start()
     assert blocked.wait(10)
-    deadline = time.monotonic() + 30
-    while not out.not_full._waiters:  # type: ignore[attr-defined]  # the put is waiting
-        assert time.monotonic() < deadline, "the listener never blocked"
-        time.sleep(0.01)
+    waiting_puts = out.not_full._waiters  # type: ignore[attr-defined]
+    wait_until(lambda: waiting_puts, interval=0.01, message="the listener's put waiting")
     msgs: list[Any] = []
     take_waiting(out, msgs, 10)
     assert put_done.wait(30), "the listener stayed blocked"

@@ -21,7 +21,8 @@ import pytest
 from peebot_sim.feeds import CounterFeed, ScriptedFeed
 from tests.support.ingest_daemon import db_rows, running_daemon, sent_rows
 from tests.support.ingest_process import ingest_env
-from tests.support.tlcp_harness import run_server_in_thread, wait_until
+from tests.support.tlcp_harness import run_server_in_thread
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

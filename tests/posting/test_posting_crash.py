@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from posting_helpers import T0, Clock, add_event, enqueue, posts, run_once
 
 from peebot_dagster.posting.backends.dry_run import DryRunBackend
 from peebot_dagster.posting.backends.x import XBackend
+from tests.support.waiting import wait_until
 
 URL = "https://api.twitter.com/2/tweets"
 
@@ -177,11 +177,13 @@ def test_killed_process_then_reconciled(db_url: str, tmp_path: Path, stage: str)
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
-            assert time.monotonic() < deadline, "child never reached the network call"
-            time.sleep(0.05)
+        wait_until(
+            marker.exists,
+            timeout=60,
+            message=lambda: "the child reaching the network call"
+            + (f": {child.stderr.read().decode()}" if child.poll() is not None and child.stderr else ""),
+            alive=child,
+        )
         with psycopg.connect(db_url) as conn:
             (row,) = posts(conn)
             assert row["status"] == "sending"

@@ -16,8 +16,8 @@ from tests.support.tlcp_harness import (
     read_sent_log,
     run_server_in_thread,
     subscribe,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 
 def test_model_feed_serves_every_item_and_runs_fast(tmp_path) -> None:

@@ -17,8 +17,8 @@ from tests.support.tlcp_harness import (
     read_sent_log,
     run_server_in_thread,
     subscribe,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 TRANSPORTS = ["WS-STREAMING", "HTTP-STREAMING"]
 WHEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

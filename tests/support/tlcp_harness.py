@@ -50,7 +50,6 @@ __all__ = [
     "run_server_in_thread",
     "run_server_subprocess",
     "subscribe",
-    "wait_until",
 ]
 
 
@@ -68,18 +67,6 @@ def port_open(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll `predicate` until it returns something truthy; raise TimeoutError otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- in-process server
