@@ -14,7 +14,8 @@ PACKAGES = ("peebot", "peebot_ingest", "peebot_sim", "peebot_dagster", "peebot_i
 
 
 def cycles(imports: Mapping[str, Set[str]]) -> list[set[str]]:
-    """The strongly connected components of more than one module (Tarjan, iterative)."""
+    """The strongly connected components of more than one module, and modules importing
+    themselves (Tarjan, iterative)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
