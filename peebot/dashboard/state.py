@@ -27,6 +27,7 @@ LATEST_EVENTS = 20
 # use whose hold was cut by LOS or the end of the data, long after anybody left.
 IN_USE_AFTER_END = timedelta(minutes=3)
 SIGNAL_OK = "AOS"
+FEED_OK = "CONNECTED"  # CONNECTED:WS-STREAMING, CONNECTED:HTTP-POLLING, ...
 
 
 def iso(when: datetime | None) -> str | None:
@@ -101,19 +102,35 @@ def signal_gaps(transitions: list[FeedChange], start: datetime) -> list[list[flo
     return gaps
 
 
-def toilet_in_use(events: list[dict[str, Any]], watermark: datetime | None) -> dict[str, Any]:
+def toilet_in_use(
+    events: list[dict[str, Any]],
+    watermark: datetime | None,
+    signal: str | None = None,
+    connection: str | None = None,
+) -> dict[str, Any]:
     """ "Someone is using the toilet right now": the newest use the live pass stored ended
-    at most IN_USE_AFTER_END before the newest reading."""
+    at most IN_USE_AFTER_END before the newest reading.
+
+    Nobody can tell while the tank cannot be seen: the station out of signal (LOS, or a
+    STALE feed) or the daemon's feed not connected. The newest reading then stays where it
+    was, so a use just before would read as "now" for the whole outage; instead `unknown`
+    says why (`signal` | `feed`) and `active` is False. No feed state recorded at all (a
+    replayed recording) is not an outage."""
+    idle: dict[str, Any] = {"active": False, "event_id": None, "since": None, "unknown": None}
+    if connection is not None and not connection.startswith(FEED_OK):
+        return {**idle, "unknown": "feed"}
+    if signal is not None and signal != SIGNAL_OK:
+        return {**idle, "unknown": "signal"}
     if watermark is None:
-        return {"active": False, "event_id": None, "since": None}
+        return idle
     for event in events:  # newest first
         if event["type"] != "urination" or event["retracted"]:
             continue
         ended = datetime.fromisoformat((event["end"] or event["start"]).replace("Z", "+00:00"))
         if watermark - ended <= IN_USE_AFTER_END:
-            return {"active": True, "event_id": event["id"], "since": event["start"]}
+            return {**idle, "active": True, "event_id": event["id"], "since": event["start"]}
         break
-    return {"active": False, "event_id": None, "since": None}
+    return idle
 
 
 UPA_LABELS = catalog_by_id()[UPA_STATE].enum_codes if UPA_STATE in catalog_by_id() else {}
@@ -236,7 +253,12 @@ class LiveState:
     # -- views ------------------------------------------------------------------------------
 
     def in_use(self) -> dict[str, Any]:
-        return toilet_in_use(self.events, self.watermark)
+        return toilet_in_use(
+            self.events,
+            self.watermark,
+            self.signal.state if self.signal else None,
+            self.connection.state if self.connection else None,
+        )
 
     def items_now(self) -> dict[str, Any]:
         return {item: item_now(item, s.latest()) for item, s in self.series.items()}

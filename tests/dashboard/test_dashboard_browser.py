@@ -23,7 +23,9 @@ from tests.dashboard.seeding import (
     demo_upa_events,
     mark_posted,
     past_days,
+    signal,
     store_events,
+    write_readings,
 )
 from tests.support.chromium import Chromium, find_chromium
 from tests.support.waiting import wait_until
@@ -186,6 +188,36 @@ def test_the_page_shows_the_level_and_follows_an_inject(
                 height=PHONE_SHOT_HEIGHT,
             )
             assert phone.exceptions == []
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+
+
+def test_through_a_loss_of_signal_the_page_cannot_tell_who_is_on_the_toilet(
+    chromium: str, seeded: str, tmp_path: Path
+) -> None:
+    """The newest use ended a minute ago, then the station loses its signal: the newest
+    reading stays where it was, and the page must not go on saying "right now"."""
+    server = Server(seeded, tmp_path / "dashboard.log").start()
+    signal_pill = "document.getElementById('signal').textContent"
+
+    async def scenario() -> None:
+        async with Chromium(chromium) as browser:
+            page = await browser.open(server.url, 1280, 900)
+            await page.wait_for(
+                f"{IN_USE}.startsWith('Someone is using the toilet')", DEADLINE, "the use"
+            )
+            los = datetime.now(UTC)
+            await asyncio.to_thread(write_readings, seeded, [], [signal("LOS", los)])
+            await page.wait_for(f"{signal_pill} === 'LOS'", DEADLINE, "the LOS")
+            assert await page.evaluate(IN_USE) == "Can't tell right now: no signal from the station"
+            aos = los + timedelta(seconds=30)
+            await asyncio.to_thread(write_readings, seeded, [], [signal("AOS", aos)])
+            await page.wait_for(f"{signal_pill} === 'AOS'", DEADLINE, "the AOS")
+            assert (await page.evaluate(IN_USE)).startswith("Someone is using the toilet")
+            assert page.exceptions == []
 
     try:
         asyncio.run(scenario())

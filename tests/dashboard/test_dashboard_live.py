@@ -62,6 +62,7 @@ def test_a_client_gets_the_current_state_on_connect(db_url: str) -> None:
                 "active": True,
                 "event_id": ids[newest_use.event_key],
                 "since": newest_use.start.isoformat().replace("+00:00", "Z"),
+                "unknown": None,
             }
             # the chart: six hours of the tank, the LOS as one closed gap
             series = state["chart"]["series"][TANK]

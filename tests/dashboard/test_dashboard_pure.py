@@ -166,6 +166,52 @@ def test_someone_is_on_the_toilet_while_the_live_pass_holds_a_use() -> None:
     assert not toilet_in_use([retracted], wm)["active"]
 
 
+def test_nobody_can_tell_while_the_tank_cannot_be_seen() -> None:
+    wm = T0 + timedelta(minutes=10)
+    use = [event("urination", 9, 9.3)]
+    assert toilet_in_use(use, wm, "AOS", "CONNECTED:WS-STREAMING")["active"]
+    assert toilet_in_use(use, wm, None, None)["active"]  # a replay records no feed state
+    for signal in ("LOS", "STALE", "UNKNOWN"):
+        out = toilet_in_use(use, wm, signal, "CONNECTED:WS-STREAMING")
+        assert (out["active"], out["unknown"]) == (False, "signal"), signal
+    for connection in ("DISCONNECTED", "STALLED", "DISCONNECTED:WILL-RETRY"):
+        out = toilet_in_use(use, wm, "AOS", connection)
+        assert (out["active"], out["unknown"]) == (False, "feed"), connection
+    # an outage says so even when no use is near: "nobody" would be a guess too
+    assert toilet_in_use([], wm, "LOS", None)["unknown"] == "signal"
+    assert toilet_in_use([], wm, "AOS", None) == {
+        "active": False,
+        "event_id": None,
+        "since": None,
+        "unknown": None,
+    }
+
+
+def test_a_use_just_before_los_is_not_shown_as_now_through_the_los() -> None:
+    state = LiveState(history=timedelta(hours=6))
+
+    def note(seconds: float, *changes: SimpleNamespace) -> contract.ReadingsNote:
+        payload = ingest_notify.readings_payload(
+            [reading("NODE3000005", seconds, 44.0)],
+            list(changes),
+            T0 + timedelta(seconds=seconds),
+            1,
+            "feed",
+        )
+        return contract.parse_readings(payload or "")
+
+    state.apply_readings(note(0, transition("signal", "AOS", 0)), T0)
+    state.set_events([event("urination", 0, 0.5)], {})
+    assert state.in_use()["active"]
+    # LOS 40 s after the use: the newest reading stays at 40 s for the whole LOS
+    delta = state.apply_readings(note(40, transition("signal", "LOS", 40)), T0)
+    assert delta["in_use"]["unknown"] == "signal" and not delta["in_use"]["active"]
+    assert state.snapshot(T0)["in_use"]["unknown"] == "signal"
+    # AOS 20 minutes later: the use is long over
+    delta = state.apply_readings(note(1240, transition("signal", "AOS", 1240)), T0)
+    assert delta["in_use"] == {"active": False, "event_id": None, "since": None, "unknown": None}
+
+
 def test_a_readings_note_becomes_one_delta_and_moves_the_snapshot() -> None:
     state = LiveState(history=timedelta(hours=6))
     note = contract.parse_readings(

@@ -100,6 +100,11 @@ function renderInUse(inUse) {
   if (inUse && inUse.active) {
     node.className = "in-use active";
     node.textContent = `Someone is using the toilet right now (since ${hhmmss(parseTime(inUse.since))} UTC)`;
+  } else if (inUse && inUse.unknown) {
+    node.className = "in-use unknown";
+    node.textContent = inUse.unknown === "signal"
+      ? "Can't tell right now: no signal from the station"
+      : "Can't tell right now: the feed is not connected";
   } else {
     node.className = "in-use idle";
     node.textContent = "Nobody on the toilet";
