@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from peebot.dashboard import queries as q
+from peebot.dashboard import queries
 from peebot.dashboard.fanout import FanOut
 from peebot.dashboard.notifications import (
     CHANNELS,
@@ -62,7 +62,7 @@ class LiveDashboard:
     ) -> None:
         self.url = url
         self.clock = clock
-        self.db = q.Database(url, settings.mastodon_base_url)
+        self.db = queries.Database(url, settings.mastodon_base_url)
         self.state = LiveState(history=timedelta(hours=settings.dashboard_history_hours))
         self.fanout = FanOut(settings.dashboard_client_queue)
         self.notifications = 0
@@ -126,7 +126,7 @@ class LiveDashboard:
                     self.url,
                     autocommit=True,
                     connect_timeout=5,
-                    application_name=q.APPLICATION_NAME,
+                    application_name=queries.APPLICATION_NAME,
                     keepalives=1,
                     keepalives_idle=5,
                     keepalives_interval=2,
@@ -141,7 +141,7 @@ class LiveDashboard:
                 log.info("listening on %s", ", ".join(CHANNELS))
                 async for note in conn.notifies():
                     self.take(note.channel, note.payload)
-            except (psycopg.OperationalError, psycopg.InterfaceError, q.DatabaseDown) as exc:
+            except (psycopg.OperationalError, psycopg.InterfaceError, queries.DatabaseDown) as exc:
                 text = str(exc).strip().splitlines()
                 log.warning(
                     "database unavailable (%s); retrying in %.1f s",
@@ -186,15 +186,15 @@ class LiveDashboard:
     async def reload(self) -> None:
         """The whole state from the database, then a `state` message to every client."""
         now = self.clock()
-        self.state.watermark = await q.watermark(self.db)
+        self.state.watermark = await queries.watermark(self.db)
         await self._reload_series(now)
         self.state.transitions, self.state.signal, self.state.connection = [], None, None
-        for change in await q.feed_changes(self.db, self.state.window_start(now)):
+        for change in await queries.feed_changes(self.db, self.state.window_start(now)):
             self.state.take_feed_change(change)
         today = now.date()
-        self.state.events = await q.latest_events(self.db, LATEST_EVENTS)
-        self.state.chart_events = await q.chart_events(self.db, self.state.window_start(now))
-        self.state.today = await q.today_numbers(self.db, today)
+        self.state.events = await queries.latest_events(self.db, LATEST_EVENTS)
+        self.state.chart_events = await queries.chart_events(self.db, self.state.window_start(now))
+        self.state.today = await queries.today_numbers(self.db, today)
         await self._reload_daily(today)
         self.state.database = "ok"
         self.state.seq += 1
@@ -204,7 +204,7 @@ class LiveDashboard:
     async def _reload_series(self, now: datetime) -> None:
         start = self.state.window_start(now)
         for item in CHART_ITEMS:
-            fresh = Series(points=await q.series(self.db, item, start))
+            fresh = Series(points=await queries.series(self.db, item, start))
             # readings applied while the query ran are not lost
             for ts, value in self.state.series[item].points:
                 fresh.add(ts, value)
@@ -212,8 +212,8 @@ class LiveDashboard:
         self.state.trim(now)
 
     async def _reload_daily(self, today: date) -> None:
-        self.state.daily = await q.daily(self.db, today, DAYS)
-        self.state.levels = await q.tank_levels(self.db, today, DAYS)
+        self.state.daily = await queries.daily(self.db, today, DAYS)
+        self.state.levels = await queries.tank_levels(self.db, today, DAYS)
         self._day = today
 
     # -- the worker and the refresher --------------------------------------------------------
@@ -235,11 +235,11 @@ class LiveDashboard:
                     self.publish(self.state.snapshot(now))
                 if "events" in kinds:
                     now = self.clock()
-                    events = await q.latest_events(self.db, LATEST_EVENTS)
-                    marks = await q.chart_events(self.db, self.state.window_start(now))
-                    today = await q.today_numbers(self.db, now.date())
+                    events = await queries.latest_events(self.db, LATEST_EVENTS)
+                    marks = await queries.chart_events(self.db, self.state.window_start(now))
+                    today = await queries.today_numbers(self.db, now.date())
                     self.publish(self.state.set_events(events, today, marks))
-            except q.DatabaseDown as exc:
+            except queries.DatabaseDown as exc:
                 # the listener sees the outage too and reloads everything when it is back
                 log.warning("query failed (%s); the next state load catches up", exc)
             except Exception:
@@ -253,8 +253,8 @@ class LiveDashboard:
             await asyncio.sleep(min(REFRESH_DAILY_S, self._seconds_to_midnight() + 1))
             try:
                 await self._reload_daily(self.clock().date())
-                self.state.today = await q.today_numbers(self.db, self.clock().date())
-            except q.DatabaseDown as exc:
+                self.state.today = await queries.today_numbers(self.db, self.clock().date())
+            except queries.DatabaseDown as exc:
                 log.warning("daily refresh failed (%s)", exc)
                 continue
             self.state.seq += 1

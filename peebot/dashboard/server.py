@@ -23,8 +23,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from peebot.dashboard import params
-from peebot.dashboard import queries as q
+from peebot.dashboard import params, queries
 from peebot.dashboard.live import LiveDashboard, dumps
 from peebot.settings import Settings, get_settings
 
@@ -60,7 +59,7 @@ async def one_line_errors(
         response = await handler(request)
     except params.BadParameter as exc:
         return error(400, str(exc))
-    except q.DatabaseDown as exc:
+    except queries.DatabaseDown as exc:
         return error(503, f"database unavailable: {exc}")
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
@@ -111,13 +110,13 @@ async def api_state(request: web.Request) -> web.Response:
 async def api_events(request: web.Request) -> web.Response:
     since = params.events_since(request.query, datetime.now(UTC))
     live = request.app[LIVE]
-    events, truncated = await q.events_since(live.db, since)
+    events, truncated = await queries.events_since(live.db, since)
     return json_ok({"since": since.isoformat(), "events": events, "truncated": truncated})
 
 
 async def api_level(request: web.Request) -> web.Response:
     query = params.level_query(request.query, datetime.now(UTC))
-    found = await q.level(request.app[LIVE].db, query.item, query.start, query.end)
+    found = await queries.level(request.app[LIVE].db, query.item, query.start, query.end)
     if found is None:
         raise params.BadParameter(f"item: {query.item} is not a known item")
     return json_ok(
@@ -168,7 +167,7 @@ async def api_inject(request: web.Request) -> web.Response:
     except InjectRejected as exc:
         raise params.BadParameter(f"rejected (recorded in rejected_update): {exc}") from exc
     except DatabaseUnavailable as exc:
-        raise q.DatabaseDown(str(exc)) from exc
+        raise queries.DatabaseDown(str(exc)) from exc
     return json_ok(
         {
             "written": done.written,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from peebot_dagster.posting import render as r
+from peebot_dagster.posting import render
 from peebot_dagster.posting.render import EventView
 
 # Names that must never appear (crew of recent expeditions, and a sample of the public list).
@@ -39,7 +39,7 @@ def ev(key: str = "urine_tank:NODE3000005:2026-11-27T12:00:00Z", **md: float) ->
 
 
 def test_data_file_has_enough_templates_and_its_own_bulk_set() -> None:
-    jokes = r.load_jokes()
+    jokes = render.load_jokes()
     assert len(jokes.templates["urination"]) >= 30
     assert len(set(jokes.templates["urination"])) == len(jokes.templates["urination"])
     assert len(jokes.templates["bulk_transfer"]) >= 5
@@ -50,10 +50,10 @@ def test_data_file_has_enough_templates_and_its_own_bulk_set() -> None:
 
 
 def test_same_event_same_text_and_keys_spread_over_templates() -> None:
-    a = r.render(ev(), "x")
-    assert a == r.render(ev(), "x") == r.render(ev(), "bluesky")
+    a = render.render(ev(), "x")
+    assert a == render.render(ev(), "x") == render.render(ev(), "bluesky")
     picks = {
-        r.template_index(f"urine_tank:NODE3000005:2026-11-27T{h:02d}:{m:02d}:00Z", 35)
+        render.template_index(f"urine_tank:NODE3000005:2026-11-27T{h:02d}:{m:02d}:00Z", 35)
         for h in range(24)
         for m in range(0, 60, 7)
     }
@@ -61,10 +61,10 @@ def test_same_event_same_text_and_keys_spread_over_templates() -> None:
 
 
 def test_facts_line_carries_change_volume_and_utc_time() -> None:
-    text = r.render(ev(), "x")
+    text = render.render(ev(), "x")
     assert text.endswith("Urine tank 40.0% -> 42.5% (+2.5 pts, ~200 mL), 2026-11-27 12:03 UTC.")
     # volume estimated from the change when the detector gave none (80 mL per %)
-    no_volume = r.render(ev(volume_ml=float("nan"), delta=3.0, level_after=43.0), "x")
+    no_volume = render.render(ev(volume_ml=float("nan"), delta=3.0, level_after=43.0), "x")
     assert "(+3.0 pts, ~240 mL)" in no_volume
     # a time zone other than UTC is converted
     other = EventView(
@@ -75,7 +75,7 @@ def test_facts_line_carries_change_volume_and_utc_time() -> None:
         ),
         {"delta": 1.0},
     )
-    assert "2026-11-27 14:03 UTC" in r.render(other)
+    assert "2026-11-27 14:03 UTC" in render.render(other)
 
 
 def test_bulk_transfer_uses_its_own_jokes() -> None:
@@ -85,30 +85,30 @@ def test_bulk_transfer_uses_its_own_jokes() -> None:
         datetime(2026, 11, 27, 1, 0, tzinfo=UTC),
         {"level_before": 30, "level_after": 55, "delta": 25},
     )
-    text = r.render(bulk)
+    text = render.render(bulk)
     joke = text.splitlines()[0]
-    assert joke in r.load_jokes().templates["bulk_transfer"]
+    assert joke in render.load_jokes().templates["bulk_transfer"]
     assert "~2000 mL" in text
 
 
 def test_missing_level_change_is_a_clear_error() -> None:
-    with pytest.raises(r.RenderError, match="no level change"):
-        r.render(EventView("k", "urination", datetime(2026, 1, 1, tzinfo=UTC), {}))
-    with pytest.raises(r.RenderError, match="time zone"):
-        r.render(EventView("k", "urination", datetime(2026, 1, 1), {"delta": 1}))
+    with pytest.raises(render.RenderError, match="no level change"):
+        render.render(EventView("k", "urination", datetime(2026, 1, 1, tzinfo=UTC), {}))
+    with pytest.raises(render.RenderError, match="time zone"):
+        render.render(EventView("k", "urination", datetime(2026, 1, 1), {"delta": 1}))
 
 
 def test_x_weighted_length_counts_like_x() -> None:
-    assert r.x_weighted_length("hello") == 5
-    assert r.x_weighted_length("日本語") == 6  # CJK weight 2
-    assert r.x_weighted_length("🚽") == 2  # an emoji is 2
-    assert r.x_weighted_length("👩‍🚀") == 2  # a ZWJ sequence is one emoji
-    assert r.x_weighted_length("é") == r.x_weighted_length("e\u0301") == 1  # NFC first
-    assert r.x_weighted_length("–’") == 2  # punctuation in the light ranges
-    assert r.x_weighted_length("…") == 2  # U+2026 is outside them
-    assert r.grapheme_count("👩‍🚀🇫🇷e\u0301") == 3
-    assert r.fits("x", "a" * 280) and not r.fits("x", "a" * 281)
-    assert not r.fits("x", "日" * 141) and r.fits("bluesky", "日" * 300)
+    assert render.x_weighted_length("hello") == 5
+    assert render.x_weighted_length("日本語") == 6  # CJK weight 2
+    assert render.x_weighted_length("🚽") == 2  # an emoji is 2
+    assert render.x_weighted_length("👩‍🚀") == 2  # a ZWJ sequence is one emoji
+    assert render.x_weighted_length("é") == render.x_weighted_length("e\u0301") == 1  # NFC first
+    assert render.x_weighted_length("–’") == 2  # punctuation in the light ranges
+    assert render.x_weighted_length("…") == 2  # U+2026 is outside them
+    assert render.grapheme_count("👩‍🚀🇫🇷e\u0301") == 3
+    assert render.fits("x", "a" * 280) and not render.fits("x", "a" * 281)
+    assert not render.fits("x", "日" * 141) and render.fits("bluesky", "日" * 300)
 
 
 levels = st.floats(min_value=-5, max_value=105, allow_nan=False)
@@ -142,17 +142,17 @@ def test_every_rendered_text_fits_every_backend(
         },
     )
     for backend in ("x", "bluesky", "mastodon", "dry_run"):
-        text = r.render(event, backend)
-        assert text == r.render(event, backend)
-        assert r.x_weighted_length(text) <= 280
-        assert r.grapheme_count(text) <= 300
+        text = render.render(event, backend)
+        assert text == render.render(event, backend)
+        assert render.x_weighted_length(text) <= 280
+        assert render.grapheme_count(text) <= 300
         assert len(text) <= 500
         assert f"{delta:+.1f} pts" in text
         assert re.search(r"~\d+ mL", text)
         assert at.strftime("%Y-%m-%d %H:%M UTC") in text
         assert "@" not in text and "http" not in text
         lines = text.splitlines()  # a joke line, then the facts line (not the bare fallback)
-        assert len(lines) == 2 and lines[1] == r.facts_line(r.facts_of(event))
+        assert len(lines) == 2 and lines[1] == render.facts_line(render.facts_of(event))
         assert "{" not in text and "}" not in text
 
 
@@ -164,9 +164,9 @@ def test_daily_digest() -> None:
         for i, e in enumerate(events)
     ]
     events.append(EventView("b", "bulk_transfer", events[0].detected_at, {"delta": 20.0}))
-    text = r.render_digest(day, events)
+    text = render.render_digest(day, events)
     assert text.startswith("PeeBot daily digest for 2026-11-27 (UTC): 3 toilet visits")
     assert "about 600 mL" in text and "1 bulk transfers" in text and "net tank change +27.5" in text
     assert "First at 12:03, last at 14:03" in text
-    assert r.fits_everywhere(text)
-    assert "no toilet visits" in r.render_digest(day, [])
+    assert render.fits_everywhere(text)
+    assert "no toilet visits" in render.render_digest(day, [])
