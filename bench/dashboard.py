@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO))
 
 from peebot.supervisor import free_port, port_accepts  # noqa: E402
 from peebot_ingest import db as database  # noqa: E402
+from peebot_ingest import migrations  # noqa: E402
 from peebot_ingest.batch import Batch  # noqa: E402
 from peebot_ingest.records import ValidatedReading  # noqa: E402
 from peebot_ingest.sink import DatabaseSink  # noqa: E402
@@ -304,7 +305,7 @@ def main() -> None:
     with admin_url() as admin, tempfile.TemporaryDirectory(prefix="peebot-bench-dash-") as t:
         tmp = Path(t)
         db_url = database.ensure_database(admin, f"bench_dash_{uuid.uuid4().hex[:8]}")
-        database.migrate(db_url, timescale="off")
+        migrations.migrate(db_url, timescale="off")
         with psycopg.connect(db_url, autocommit=True) as conn:
             # autovacuum's own transactions would blur the per-database transaction count
             for table in ("telemetry_reading", "processor_state", "feed_status"):

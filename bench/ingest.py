@@ -78,7 +78,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from peebot_ingest import db as database  # noqa: E402
-from peebot_ingest import speedups  # noqa: E402
+from peebot_ingest import migrations, speedups  # noqa: E402
 from peebot_ingest.buffered_writer import BufferedWriter, WriterConfig  # noqa: E402
 from peebot_ingest.journal import Journal  # noqa: E402
 from peebot_ingest.sink import DatabaseSink  # noqa: E402
@@ -129,7 +129,7 @@ def admin_url() -> Iterator[str]:
 def fresh_database(admin: str, label: str, mode: str = "plain") -> str:
     name = f"peebot_bench_{label}_{uuid.uuid4().hex[:6]}"
     url = database.ensure_database(admin, name)
-    database.migrate(url, timescale="on" if mode == "timescaledb" else "off")
+    migrations.migrate(url, timescale="on" if mode == "timescaledb" else "off")
     if mode == "timescaledb":
         # no compression, retention or refresh job may run in the middle of a measurement
         with psycopg.connect(url, autocommit=True) as conn:

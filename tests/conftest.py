@@ -27,6 +27,7 @@ import pytest
 from psycopg import sql
 
 from peebot_ingest import db as database
+from peebot_ingest import migrations
 from tests.support.timescaledb import pause_timescaledb_jobs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,7 +133,7 @@ def pg_server() -> Iterator[PgServer]:
 def migrated_template(pg_server: PgServer) -> Iterator[str]:
     name = f"peebot_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = pg_server.create_database(name)
-    database.migrate(url, timescale="off")
+    migrations.migrate(url, timescale="off")
     yield name
     pg_server.drop_database(name)
 
@@ -213,7 +214,7 @@ def timescale_template(timescale_server: PgServer) -> Iterator[str]:
     name = f"peebot_tstpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = timescale_server.create_database(name)
     try:
-        assert database.migrate(url, timescale="on").mode == "timescaledb"
+        assert migrations.migrate(url, timescale="on").mode == "timescaledb"
         pause_timescaledb_jobs(url)
         _retire_as_template(timescale_server, name)
         yield name

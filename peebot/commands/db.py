@@ -6,6 +6,7 @@ import click
 
 from peebot.commands import one_line_errors
 from peebot_ingest import db as database
+from peebot_ingest import migrations
 from peebot_ingest import reading_policy as policies
 
 
@@ -19,7 +20,7 @@ def db() -> None:
 def migrate() -> None:
     """Apply pending migrations and seed the channel catalogue."""
     url = database.resolve_database_url()
-    result = database.migrate(url)
+    result = migrations.migrate(url)
     for warning in result.warnings:
         click.echo(warning, err=True)
     applied = ", ".join(result.applied) if result.applied else "nothing to apply"

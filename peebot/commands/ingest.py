@@ -42,9 +42,10 @@ def parse_when(text: str | None, now: datetime | None = None) -> datetime:
 def prepare_database() -> str:
     """The database URL, migrated when reachable (migrations are idempotent)."""
     from peebot_ingest import db as database
+    from peebot_ingest import migrations
 
     url = database.resolve_database_url()
-    for warning in database.migrate(url).warnings:
+    for warning in migrations.migrate(url).warnings:
         click.echo(warning, err=True)
     return url
 
@@ -102,13 +103,14 @@ def ingest(
     import logging
 
     from peebot_ingest import db as database
+    from peebot_ingest import migrations
     from peebot_ingest.daemon import DaemonConfig, IngestDaemon
     from peebot_ingest.logs import configure_logging
 
     configure_logging(log_format)
     url = database.resolve_database_url()
     try:
-        for warning in database.migrate(url).warnings:
+        for warning in migrations.migrate(url).warnings:
             logging.getLogger("peebot.ingest").warning(warning.removeprefix("warning: "))
     except database.DatabaseError as exc:
         logging.getLogger("peebot.ingest").warning(

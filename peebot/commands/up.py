@@ -34,6 +34,7 @@ from peebot.supervisor import (
 from peebot_dagster.process_env import DAGSTER_PROCESS_ENV
 from peebot_dagster.settings import get_settings as dagster_settings
 from peebot_ingest import db as database
+from peebot_ingest import migrations
 from peebot_ingest.settings import get_settings as ingest_settings
 
 
@@ -237,7 +238,7 @@ def _run(sup: Supervisor, state: dict[str, bool], opts: UpOptions) -> None:
 
     state["started_embedded"] = embedded and not was_running
     app_url = database.resolve_database_url()
-    result = database.migrate(app_url)
+    result = migrations.migrate(app_url)
     sup.say(
         "db",
         f"{database.describe_url(app_url)}: schema v{result.current_version}, {result.mode} mode",

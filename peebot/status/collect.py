@@ -17,7 +17,8 @@ def collect(
     with_dagster: bool = True,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    from peebot_ingest.db import connect, discover_migrations
+    from peebot_ingest.db import connect
+    from peebot_ingest.migrations import discover_migrations
 
     settings = settings or get_settings()
     now = now or datetime.now(UTC)

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from peebot_ingest import db as database
+from peebot_ingest import migrations, storage_mode
 from peebot_ingest import reading_policy as policies
 from peebot_iss.catalog import load_catalog, parse_enum
 
@@ -23,9 +24,9 @@ def _tables(url: str) -> set[str]:
 
 
 def test_migrations_apply_in_order_and_twice_is_a_noop(empty_db_url: str) -> None:
-    first = database.migrate(empty_db_url, timescale="off")
+    first = migrations.migrate(empty_db_url, timescale="off")
     assert first.mode == "plain"
-    expected = [m.for_mode("plain").name for m in database.discover_migrations()]
+    expected = [m.for_mode("plain").name for m in migrations.discover_migrations()]
     assert first.applied == expected
     assert expected[:3] == [
         "0001_core.sql",
@@ -51,27 +52,27 @@ def test_migrations_apply_in_order_and_twice_is_a_noop(empty_db_url: str) -> Non
         ]
         assert versions == sorted(versions) and versions[:3] == [1, 2, 3]
         before = conn.execute("SELECT max(updated_at) FROM telemetry_channel").fetchone()
-    second = database.migrate(empty_db_url, timescale="off")
+    second = migrations.migrate(empty_db_url, timescale="off")
     assert second.applied == []
-    assert second.current_version == database.discover_migrations()[-1].version
+    assert second.current_version == migrations.discover_migrations()[-1].version
     with psycopg.connect(empty_db_url) as conn:
         assert conn.execute("SELECT max(updated_at) FROM telemetry_channel").fetchone() == before
 
 
 def test_broken_migration_rolls_back_to_previous_version(empty_db_url: str, tmp_path: Path) -> None:
-    for f in database.discover_migrations():
+    for f in migrations.discover_migrations():
         for path in f.variants.values():
             (tmp_path / path.name).write_text(path.read_text())
     (tmp_path / "9999_broken.sql").write_text(
         "CREATE TABLE half_done (id int);\nINSERT INTO half_done VALUES (1);\nSELECT no_such_function();\n"
     )
     with pytest.raises(database.DatabaseError, match=r"9999_broken\.sql failed"):
-        database.migrate(empty_db_url, directory=tmp_path, timescale="off")
+        migrations.migrate(empty_db_url, directory=tmp_path, timescale="off")
     tables = _tables(empty_db_url)
     assert "half_done" not in tables
     assert "telemetry_reading" in tables
     with psycopg.connect(empty_db_url) as conn:
-        latest = database.discover_migrations()[-1].version
+        latest = migrations.discover_migrations()[-1].version
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (latest,)
 
 
@@ -82,9 +83,9 @@ def test_catalogue_seeds_337_channels_and_reseed_changes_nothing(db_url: str) ->
             "SELECT enum_codes FROM telemetry_channel WHERE item_id = 'NODE3000004'"
         ).fetchone()
         assert codes is not None and codes[0]["16"] == "NORMAL" and codes[0]["32"] == "STANDBY"
-        assert database.seed_catalog(conn) == 0
+        assert migrations.seed_catalog(conn) == 0
         conn.execute("UPDATE telemetry_channel SET description = 'x' WHERE item_id = 'NODE3000005'")
-        assert database.seed_catalog(conn) == 1
+        assert migrations.seed_catalog(conn) == 1
         assert conn.execute(
             "SELECT description FROM telemetry_channel WHERE item_id = 'NODE3000005'"
         ).fetchone() == ("Urine Tank Qty",)
@@ -106,63 +107,63 @@ def test_dedupe_key_rejects_a_resent_update(db_url: str) -> None:
 
 
 def test_storage_mode_decision() -> None:
-    assert database.decide_storage_mode("auto", extension_available=True) == "timescaledb"
-    assert database.decide_storage_mode("auto", extension_available=False) == "plain"
-    assert database.decide_storage_mode("off", extension_available=True) == "plain"
+    assert storage_mode.decide_storage_mode("auto", extension_available=True) == "timescaledb"
+    assert storage_mode.decide_storage_mode("auto", extension_available=False) == "plain"
+    assert storage_mode.decide_storage_mode("off", extension_available=True) == "plain"
     with pytest.raises(database.DatabaseError, match="no timescaledb"):
-        database.decide_storage_mode("on", extension_available=False)
+        storage_mode.decide_storage_mode("on", extension_available=False)
     with pytest.raises(database.DatabaseError):
-        database.decide_storage_mode("maybe", extension_available=True)
+        storage_mode.decide_storage_mode("maybe", extension_available=True)
 
 
 def test_auto_mode_is_plain_on_this_server(empty_db_url: str) -> None:
     with psycopg.connect(empty_db_url) as conn:
         # the embedded server has no timescaledb at all: plain, and nothing to warn about
-        assert database.probe_timescaledb(conn, empty_db_url) == database.TimescaleProbe(False)
-    result = database.migrate(empty_db_url)
+        assert storage_mode.probe_timescaledb(conn, empty_db_url) == storage_mode.TimescaleProbe(False)
+    result = migrations.migrate(empty_db_url)
     assert result.mode == "plain" and result.warnings == []
 
 
 def test_preload_setting_is_read_as_postgres_does() -> None:
-    assert database.preloaded("timescaledb")
-    assert database.preloaded("pg_stat_statements, timescaledb")
-    assert database.preloaded('"timescaledb-2.28.3"')
-    assert database.preloaded("$libdir/timescaledb")
-    assert not database.preloaded("")
-    assert not database.preloaded("pg_stat_statements")
-    assert not database.preloaded("timescaledb_toolkit")
+    assert storage_mode.preloaded("timescaledb")
+    assert storage_mode.preloaded("pg_stat_statements, timescaledb")
+    assert storage_mode.preloaded('"timescaledb-2.28.3"')
+    assert storage_mode.preloaded("$libdir/timescaledb")
+    assert not storage_mode.preloaded("")
+    assert not storage_mode.preloaded("pg_stat_statements")
+    assert not storage_mode.preloaded("timescaledb_toolkit")
 
 
 def test_on_names_why_an_installed_extension_cannot_be_used() -> None:
     reason = "the timescaledb extension is installed but not preloaded (add ...)"
     with pytest.raises(database.DatabaseError, match=r"^PEEBOT_TIMESCALEDB=on: the timescaledb"):
-        database.decide_storage_mode("on", extension_available=False, reason=reason)
-    probe = database.TimescaleProbe(False, reason)
-    assert database.decide_storage_mode("auto", probe.available, probe.reason) == "plain"
-    warning = database.fallback_warning(probe)
+        storage_mode.decide_storage_mode("on", extension_available=False, reason=reason)
+    probe = storage_mode.TimescaleProbe(False, reason)
+    assert storage_mode.decide_storage_mode("auto", probe.available, probe.reason) == "plain"
+    warning = storage_mode.fallback_warning(probe)
     assert warning is not None and "\n" not in warning and reason in warning
-    assert database.fallback_warning(database.TimescaleProbe(False)) is None
-    assert database.fallback_warning(database.TimescaleProbe(True)) is None
+    assert storage_mode.fallback_warning(storage_mode.TimescaleProbe(False)) is None
+    assert storage_mode.fallback_warning(storage_mode.TimescaleProbe(True)) is None
 
 
 def test_policy_drift_names_only_explicit_differences() -> None:
     in_force = {"retention_days": 30, "compress_after_days": 7}
     asked = {"retention_days": 30, "compress_after_days": 3}
-    assert database.policy_drift(in_force, asked, explicit=set()) == []
-    assert database.policy_drift(in_force, asked, explicit={"retention_days"}) == []
-    (line,) = database.policy_drift(in_force, asked, explicit={"compress_after_days"})
+    assert migrations.policy_drift(in_force, asked, explicit=set()) == []
+    assert migrations.policy_drift(in_force, asked, explicit={"retention_days"}) == []
+    (line,) = migrations.policy_drift(in_force, asked, explicit={"compress_after_days"})
     assert "PEEBOT_COMPRESS_AFTER_DAYS=3 but the database keeps 7" in line
     assert "peebot db policy --compress-after-days 3" in line
 
 
 def test_timescaledb_branch_picks_the_timescaledb_variant(tmp_path: Path) -> None:
-    migrations = database.discover_migrations()
-    storage = next(m for m in migrations if m.version == 2)
+    found = migrations.discover_migrations()
+    storage = next(m for m in found if m.version == 2)
     assert storage.for_mode("timescaledb").name == "0002_reading_storage.timescaledb.sql"
     assert storage.for_mode("plain").name == "0002_reading_storage.plain.sql"
     text = storage.for_mode("timescaledb").read_text()
     assert "create_hypertable" in text and "timescaledb.continuous" in text
-    rendered = database._render(text)
+    rendered = migrations._render(text)
     assert (
         "{{" not in rendered
         and "INTERVAL '30 days'" in rendered
@@ -237,7 +238,7 @@ def test_db_url_and_status_commands(db_url: str, tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert st.returncode == 0, st.stderr
-    assert f"version {database.discover_migrations()[-1].version}, plain mode" in st.stdout
+    assert f"version {migrations.discover_migrations()[-1].version}, plain mode" in st.stdout
     assert "telemetry_channel" in st.stdout and "337" in st.stdout
 
 
@@ -248,10 +249,10 @@ def test_migrate_takes_the_timescaledb_branch_when_the_extension_is_available(
     # runner must pick the .timescaledb variant (which then fails here on create_hypertable,
     # leaving the database at 0001).
     monkeypatch.setattr(
-        database, "probe_timescaledb", lambda conn, url: database.TimescaleProbe(True)
+        migrations, "probe_timescaledb", lambda conn, url: storage_mode.TimescaleProbe(True)
     )
     with pytest.raises(database.DatabaseError, match=r"0002_reading_storage\.timescaledb\.sql"):
-        database.migrate(empty_db_url)
+        migrations.migrate(empty_db_url)
     with psycopg.connect(empty_db_url) as conn:
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (1,)
         assert conn.execute(

@@ -11,7 +11,7 @@ import pytest
 
 from peebot_ingest.batch import Batch, BatchResult
 from peebot_ingest.bulk_loader import BulkLoader
-from peebot_ingest.db import migrate
+from peebot_ingest.migrations import migrate
 from peebot_ingest.records import FeedTransition, Rejection, ValidatedReading
 from peebot_ingest.sink import DatabaseSink, DatabaseUnavailable
 from tests.support.sample_readings import T0, readings

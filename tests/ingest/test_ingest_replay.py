@@ -135,12 +135,12 @@ def test_export_then_replay_round_trips(
     # a fresh database: exactly the same readings
     import uuid
 
-    from peebot_ingest import db as database
+    from peebot_ingest import migrations
 
     name = f"peebot_rt_{uuid.uuid4().hex[:8]}"
     fresh = pg_server.create_database(name)
     try:
-        database.migrate(fresh, timescale="off")
+        migrations.migrate(fresh, timescale="off")
         monkeypatch.setenv("PEEBOT_DATABASE_URL", fresh)
         loaded = runner.invoke(cli, ["replay", str(out)])
         assert loaded.exit_code == 0, loaded.output

@@ -324,7 +324,7 @@ def test_the_writer_stores_the_same_rows_either_way(
     """The same batches through the compiled loops and through the Python loops, into two
     databases: the same rows. One run of the batch has an int receipt time, which the
     compiled COPY does not take: it goes by `write_row` inside the same COPY."""
-    from peebot_ingest.db import migrate
+    from peebot_ingest.migrations import migrate
     from peebot_ingest.streamed_batch import StreamedBatch
 
     migrate(empty_db_url, timescale="off")

@@ -30,6 +30,7 @@ from peebot.status.shaping import (
     summarize_heartbeats,
 )
 from peebot_ingest import db as database
+from peebot_ingest import migrations
 
 REPO = Path(__file__).resolve().parents[2]
 # the Dagster instance config `peebot up` writes into its DAGSTER_HOME (package data)
@@ -93,7 +94,7 @@ def test_overview_numbers_through_the_cli(db_env: str, no_dagster: Path) -> None
 
     db = data["database"]
     assert db["mode"] == "plain"
-    assert db["schema_version"] == max(m.version for m in database.discover_migrations())
+    assert db["schema_version"] == max(m.version for m in migrations.discover_migrations())
     assert db["size_bytes"] > 1_000_000
 
     rate = data["readings_per_minute"]

@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from peebot_ingest import db as database
+from peebot_ingest import migrations, storage_mode
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_create_extension_without_the_preload_ends_the_session(unpreloaded_db_ur
 
 def test_probe_says_why_and_leaves_the_connection_usable(unpreloaded_db_url: str) -> None:
     with psycopg.connect(unpreloaded_db_url, autocommit=True) as conn:
-        probe = database.probe_timescaledb(conn, unpreloaded_db_url)
+        probe = storage_mode.probe_timescaledb(conn, unpreloaded_db_url)
         assert not probe.available
         assert probe.reason is not None and "not preloaded" in probe.reason
         assert "shared_preload_libraries = 'timescaledb'" in probe.reason
@@ -80,7 +81,7 @@ def test_auto_falls_back_to_plain_with_one_warning_line(
     with psycopg.connect(unpreloaded_db_url) as conn:
         assert database.current_mode(conn) == "plain"
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (
-            max(m.version for m in database.discover_migrations()),
+            max(m.version for m in migrations.discover_migrations()),
         )
     again = _migrate_cli(unpreloaded_db_url, "auto", tmp_path)
     assert again.returncode == 0 and again.stderr == "", again.stderr  # chosen once
@@ -110,7 +111,7 @@ def test_auto_uses_a_preloaded_timescaledb(timescale_empty_db_url: str, tmp_path
 
 
 def test_off_stays_plain_on_a_timescaledb_server(timescale_empty_db_url: str) -> None:
-    result = database.migrate(timescale_empty_db_url, timescale="off")
+    result = migrations.migrate(timescale_empty_db_url, timescale="off")
     assert result.mode == "plain" and result.warnings == []
     with psycopg.connect(timescale_empty_db_url) as conn:
         assert (

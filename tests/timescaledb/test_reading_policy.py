@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from ts_storage import burst, chunks, insert_readings, mode_of, peebot, raw_count, utcnow_minute
 
-from peebot_ingest import db as database
+from peebot_ingest import migrations
 from peebot_ingest import reading_policy as policies
 from tests.support.timescaledb import pause_timescaledb_jobs
 
@@ -57,7 +57,7 @@ def test_retention_days_zero_keeps_raw_readings_forever(
 ) -> None:
     setting, url = fresh_url
     monkeypatch.setenv("PEEBOT_RETENTION_DAYS", "0")
-    database.migrate(url, timescale=setting)
+    migrations.migrate(url, timescale=setting)
     if setting == "on":
         pause_timescaledb_jobs(url)
     insert_readings(url, burst(utcnow_minute() - timedelta(days=800), 6))
@@ -80,14 +80,14 @@ def test_environment_set_differently_later_is_named_not_silently_ignored(
     storage_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PEEBOT_RETENTION_DAYS", "12")
-    result = database.migrate(storage_db_url)
+    result = migrations.migrate(storage_db_url)
     assert result.applied == []
     assert result.warnings == [
         "warning: PEEBOT_RETENTION_DAYS=12 but the database keeps 30 (the environment counts "
         "at the first migration only); change it with `peebot db policy --retention-days 12`"
     ]
     monkeypatch.setenv("PEEBOT_RETENTION_DAYS", "30")
-    assert database.migrate(storage_db_url).warnings == []
+    assert migrations.migrate(storage_db_url).warnings == []
 
 
 @pytest.mark.timescaledb

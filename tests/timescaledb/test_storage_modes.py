@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 from ts_storage import chunks, mode_of, peebot, utcnow_minute
 
-from peebot_ingest import db as database
+from peebot_ingest import migrations
 from peebot_ingest import reading_policy as policies
 from peebot_ingest.batch import Batch
 from peebot_ingest.bulk_loader import BulkLoader
@@ -44,10 +44,10 @@ def _schema_state(url: str) -> tuple:
 
 def test_migrate_twice_is_a_no_op(storage_db_url: str) -> None:
     before = _schema_state(storage_db_url)
-    again = database.migrate(storage_db_url)
+    again = migrations.migrate(storage_db_url)
     assert again.applied == [] and again.warnings == []
     assert again.mode == mode_of(storage_db_url)
-    assert again.current_version == max(m.version for m in database.discover_migrations())
+    assert again.current_version == max(m.version for m in migrations.discover_migrations())
     assert _schema_state(storage_db_url) == before
 
 
