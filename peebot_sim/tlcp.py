@@ -216,6 +216,11 @@ class Session:
                 probe = not self._out
                 lines, self._out = (self._out or ["PROBE"]), []
                 records, self._log = self._log, []
+                # Logged before the send: the write can wait for the client (a full socket),
+                # and a server killed meanwhile must not have sent what its log lacks (the
+                # counter script resumes after the last logged number).
+                if records:
+                    self.server.log_sent(records)
                 try:
                     await sink.send("\r\n".join(lines))
                     self.probes_sent += probe
@@ -223,8 +228,6 @@ class Session:
                     log.debug("session %s: send failed (%s); closing", self.sid, exc)
                     self.server.close_session(self)
                     return
-                if records:
-                    self.server.log_sent(records)
                 if isinstance(sink, _HttpSink) and sink.remaining <= 0:
                     # Content length used up: tell the client to rebind (HTTP streaming).
                     with contextlib.suppress(ConnectionError, RuntimeError):
@@ -243,10 +246,11 @@ class Session:
             return
         lines = [*self._out, f"END,{code},{message}"]
         self._out = []
+        if self._log:
+            self.server.log_sent(self._log)  # before the send, as in `_writer`
+            self._log = []
         with contextlib.suppress(Exception):
             await sink.send("\r\n".join(lines))
-            if self._log:
-                self.server.log_sent(self._log)
             await sink.close()
 
     def shutdown(self) -> None:
