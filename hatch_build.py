@@ -53,9 +53,9 @@ class SpeedupsHook(BuildHookInterface):  # type: ignore[type-arg]
                 stale.unlink()
         if os.environ.get("PEEBOT_PURE_PYTHON", "").strip() not in ("", "0"):
             return
-        out_dir = Path(tempfile.mkdtemp(prefix="peebot-speedups-"))
+        self._out_dir = Path(tempfile.mkdtemp(prefix="peebot-speedups-"))
         try:
-            built = compile_speedups(root, out_dir)
+            built = compile_speedups(root, self._out_dir)
         except Exception as exc:  # no compiler, no headers: the Python loops run
             print(
                 f"peebot: the optional C loops were not built ({type(exc).__name__}: {exc}); "
@@ -70,3 +70,9 @@ class SpeedupsHook(BuildHookInterface):  # type: ignore[type-arg]
             build_data["force_include"][str(built)] = f"peebot_ingest/{name}"
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        """The wheel is written: the compile's temporary folder goes."""
+        out_dir: Path | None = getattr(self, "_out_dir", None)
+        if out_dir is not None:
+            shutil.rmtree(out_dir, ignore_errors=True)
