@@ -75,7 +75,6 @@ class StreamedBatch:
         self._copy: ReadingCopy | None = None
         self._refused: psycopg.Error | None = None
         self._pending: PendingCommit | None = None  # see _finish
-        self._summary: BatchSummary | None = None  # see commit
 
     def add(self, readings: list[ValidatedReading]) -> None:
         start = len(self.batch.readings)
@@ -106,11 +105,11 @@ class StreamedBatch:
     def commit(self) -> BatchResult:
         result = BatchResult()
         # made before the COPY ends, while the server still works through what was sent
-        self._summary = summarize(self.batch.readings)
+        summary = summarize(self.batch.readings)
         if self._refused is None:
             self._guard(self._end_segment, len(self.batch.readings))
         if self._refused is None:
-            self._guard(self._finish, result)
+            self._guard(lambda r: self._finish(r, summary), result)
         if self._refused is None:
             self._guard(lambda _: self._tx.close(), None)  # COMMIT
         if self._refused is not None:
@@ -185,10 +184,10 @@ class StreamedBatch:
         self.staged += len(rest)
         self._segment = len(self.batch.readings)
 
-    def _finish(self, result: BatchResult) -> None:
+    def _finish(self, result: BatchResult, summary: BatchSummary) -> None:
         inserted = self.sink.insert_staged(self.cur, self.staged)
         result.written = self.written + inserted
         result.duplicates = len(self.batch.readings) - result.written
         self._pending = self.sink.finish_batch(
-            self.cur, self.batch, result, self.new_items, self._summary
+            self.cur, self.batch, result, self.new_items, summary
         )
